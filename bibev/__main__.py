@@ -1,0 +1,3 @@
+from bibev.cli.app import main
+
+main()

@@ -1,0 +1,79 @@
+"""Logging on stderr: rich on a terminal, plain text otherwise, JSON lines on request.
+
+Every handler carries a filter that masks the configured secrets, so a secret that slips into a
+log message (a URL with a password, a token in an error) is never written out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from rich.logging import RichHandler
+
+from bibev.cli.common import err
+
+LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+MASK = "***"
+
+
+class SecretFilter(logging.Filter):
+    """Replace every known secret value in a record's rendered message with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, MASK)
+            record.msg, record.args = message, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    _skip = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(data, default=str)
+
+
+def configure_logging(
+    *, verbosity: int, log_format: str, secrets: Iterable[str] = (), debug: bool = False
+) -> None:
+    level = LEVELS[max(-2, min(1, verbosity))]
+    handler: logging.Handler
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    elif err.is_terminal:
+        handler = RichHandler(console=err, show_path=debug, rich_tracebacks=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(secrets))
+    for name in ("bibev", "bench"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers[:] = [handler]
+    warnings_logger.propagate = False

@@ -1,0 +1,125 @@
+"""Run one function over many partitions: inline, in a local process pool, or on Dask.
+
+A partition is one unit of work, usually a (VIN, day). A failure in one partition never stops
+the others: each result says whether its partition succeeded, and the stage decides whether the
+run is a partial success. Memory is bounded by what one partition needs, times the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from bibev.errors import BibevError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Hashable)
+OnProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PartitionResult(Generic[P]):
+    partition: P
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _call(func: Callable[[P], Any], partition: P) -> PartitionResult[P]:
+    """Run one partition and turn any failure into a result (pickles across processes)."""
+    try:
+        return PartitionResult(partition, func(partition))
+    except BibevError as exc:
+        return PartitionResult(partition, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        logger.debug("partition %s failed:\n%s", partition, traceback.format_exc())
+        return PartitionResult(partition, error=f"unexpected {type(exc).__name__}: {exc}")
+
+
+def default_workers() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+def run_partitions(
+    func: Callable[[P], Any],
+    partitions: Sequence[P],
+    *,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    on_progress: OnProgress | None = None,
+) -> list[PartitionResult[P]]:
+    """Run ``func`` on every partition; results come back in the order of ``partitions``.
+
+    ``func`` must be a module-level function (it is pickled to the workers). ``workers=1`` runs
+    inline in this process, which is also what happens for a single partition.
+    """
+    total = len(partitions)
+    progress = on_progress or (lambda done, total: None)
+    progress(0, total)
+    if dask_address:
+        results = _run_dask(func, partitions, dask_address, progress)
+    elif total <= 1 or (workers or default_workers()) == 1:
+        results = []
+        for done, partition in enumerate(partitions, start=1):
+            results.append(_call(func, partition))
+            progress(done, total)
+    else:
+        results = _run_pool(func, partitions, workers or default_workers(), progress)
+    order = {p: i for i, p in enumerate(partitions)}
+    return sorted(results, key=lambda r: order[r.partition])
+
+
+def _run_pool(
+    func: Callable[[P], Any], partitions: Sequence[P], workers: int, progress: OnProgress
+) -> list[PartitionResult[P]]:
+    # spawn, not fork: polars and pyarrow thread pools do not survive a fork safely
+    context = multiprocessing.get_context("spawn")
+    results: list[PartitionResult[P]] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(partitions)), mp_context=context) as pool:
+        futures = {pool.submit(_call, func, p): p for p in partitions}
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
+            except Exception as exc:  # the worker process itself died
+                results.append(PartitionResult(futures[future], error=f"worker died: {exc}"))
+            progress(len(results), len(partitions))
+    return results
+
+
+def _run_dask(
+    func: Callable[[P], Any], partitions: Sequence[P], address: str, progress: OnProgress
+) -> list[PartitionResult[P]]:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError as exc:
+        raise ConfigError("--dask needs the dask extra: pip install 'bibev[dask]'") from exc
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    results: list[PartitionResult[P]] = []
+    with client:
+        futures = client.map(_call, [func] * len(partitions), partitions, pure=False)
+        by_key = {f.key: p for f, p in zip(futures, partitions, strict=True)}
+        for future in dask_completed(futures):
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                results.append(
+                    PartitionResult(by_key[future.key], error=f"dask task failed: {exc}")
+                )
+            progress(len(results), len(partitions))
+    return results

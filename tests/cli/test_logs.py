@@ -1,0 +1,30 @@
+import json
+import logging
+
+from bibev.cli.logs import JsonFormatter, SecretFilter
+
+
+def make_record(message: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("bibev.test", logging.INFO, __file__, 1, message, args, None)
+
+
+def test_secret_filter_masks_known_secrets_in_message_and_args():
+    record = make_record("connecting with %s to %s", "tok-123456", "postgresql://u:pw-secret@h/db")
+    SecretFilter(["tok-123456", "pw-secret"]).filter(record)
+    assert record.getMessage() == "connecting with *** to postgresql://u:***@h/db"
+
+
+def test_secret_filter_ignores_too_short_values():
+    record = make_record("abc and x")
+    SecretFilter(["x", ""]).filter(record)
+    assert record.getMessage() == "abc and x"
+
+
+def test_json_formatter_writes_one_object_with_extras():
+    record = make_record("flushed %d messages", 1000)
+    record.vin = "5YJ3E1EA7KF000001"
+    data = json.loads(JsonFormatter().format(record))
+    assert data["message"] == "flushed 1000 messages"
+    assert data["level"] == "info"
+    assert data["logger"] == "bibev.test"
+    assert data["vin"] == "5YJ3E1EA7KF000001"

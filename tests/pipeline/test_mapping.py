@@ -1,0 +1,87 @@
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from bibev.pipeline.mapping import MAPPED_SCHEMA, apply_mapping
+from bibev.providers.base import FlatRow, SignalMap
+from bibev.schema import rows_to_frame
+
+VIN = "5YJ3E1EA7KF000001"
+T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
+MAPPING = (
+    SignalMap("Soc", "soc_pct"),
+    SignalMap("Odometer", "odometer_km", scale=1.609344),
+    SignalMap("Power", "charging_power_kw", scale=0.001),
+    SignalMap("Temp", "outside_temp_c", offset=-273.15),
+    SignalMap("Limit", "charge_limit_pct", cast="int"),
+    SignalMap(
+        "State", "charging_state", enum={"Charging": "charging", "Unplugged": "disconnected"}
+    ),
+    SignalMap("Fast", "charger_kind", enum={"true": "dc", "false": "ac"}),
+)
+
+
+def mapped(*rows: FlatRow) -> pl.DataFrame:
+    frame = rows_to_frame(rows, provider="test")
+    return apply_mapping(frame, MAPPING).collect()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "column", "expected"),
+    [
+        ("Soc", 71.2, "soc_pct", 71.2),
+        ("Soc", 71, "soc_pct", 71.0),
+        ("Soc", " 71.5 ", "soc_pct", 71.5),
+        ("Odometer", 100.0, "odometer_km", 160.9344),
+        ("Odometer", "100", "odometer_km", 160.9344),
+        ("Power", 7400, "charging_power_kw", 7.4),
+        ("Temp", 293.15, "outside_temp_c", 20.0),
+        ("Limit", "79.6", "charge_limit_pct", 80.0),
+        ("Soc", True, "soc_pct", 1.0),
+    ],
+)
+def test_numeric_values_are_converted(key, value, column, expected):
+    result = mapped(FlatRow(VIN, T0, key, value))
+    assert result["column"].to_list() == [column]
+    assert result["value_f64"][0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("State", "Charging", "charging"),
+        ("State", "charging", "charging"),
+        ("State", "UNPLUGGED", "disconnected"),
+        ("State", "Exploded", None),
+        ("Fast", True, "dc"),
+        ("Fast", "false", "ac"),
+    ],
+)
+def test_enum_values_are_mapped_case_insensitively(key, value, expected):
+    result = mapped(FlatRow(VIN, T0, key, value))
+    assert result["value_str"].to_list() == [expected]
+
+
+def test_unparseable_string_gives_null_not_error():
+    result = mapped(FlatRow(VIN, T0, "Soc", "n/a"))
+    assert result["value_f64"].to_list() == [None]
+
+
+def test_invalid_rows_come_out_null_and_flagged():
+    result = mapped(
+        FlatRow(VIN, T0, "Soc", None, invalid=True), FlatRow(VIN, T0, "State", "x", invalid=True)
+    )
+    assert result.sort("column")["invalid"].to_list() == [True, True]
+    assert result["value_f64"].null_count() == 2
+    assert result["value_str"].null_count() == 2
+
+
+def test_unmapped_keys_are_left_out_and_schema_is_stable():
+    result = mapped(FlatRow(VIN, T0, "Unknown", 1.0), FlatRow(VIN, T0, "Soc", 50.0))
+    assert result["key"].to_list() == ["Soc"]
+    assert dict(result.schema) == MAPPED_SCHEMA
+
+
+def test_empty_input_gives_empty_frame():
+    assert mapped().height == 0
