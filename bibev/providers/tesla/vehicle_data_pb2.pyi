@@ -1,0 +1,763 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Field(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    Unknown: _ClassVar[Field]
+    DriveRail: _ClassVar[Field]
+    ChargeState: _ClassVar[Field]
+    BmsFullchargecomplete: _ClassVar[Field]
+    VehicleSpeed: _ClassVar[Field]
+    Odometer: _ClassVar[Field]
+    PackVoltage: _ClassVar[Field]
+    PackCurrent: _ClassVar[Field]
+    Soc: _ClassVar[Field]
+    DCDCEnable: _ClassVar[Field]
+    Gear: _ClassVar[Field]
+    IsolationResistance: _ClassVar[Field]
+    PedalPosition: _ClassVar[Field]
+    BrakePedal: _ClassVar[Field]
+    DiStateR: _ClassVar[Field]
+    DiHeatsinkTR: _ClassVar[Field]
+    DiAxleSpeedR: _ClassVar[Field]
+    DiTorquemotor: _ClassVar[Field]
+    DiStatorTempR: _ClassVar[Field]
+    DiVBatR: _ClassVar[Field]
+    DiMotorCurrentR: _ClassVar[Field]
+    Location: _ClassVar[Field]
+    GpsState: _ClassVar[Field]
+    GpsHeading: _ClassVar[Field]
+    NumBrickVoltageMax: _ClassVar[Field]
+    BrickVoltageMax: _ClassVar[Field]
+    NumBrickVoltageMin: _ClassVar[Field]
+    BrickVoltageMin: _ClassVar[Field]
+    NumModuleTempMax: _ClassVar[Field]
+    ModuleTempMax: _ClassVar[Field]
+    NumModuleTempMin: _ClassVar[Field]
+    ModuleTempMin: _ClassVar[Field]
+    RatedRange: _ClassVar[Field]
+    Hvil: _ClassVar[Field]
+    DCChargingEnergyIn: _ClassVar[Field]
+    DCChargingPower: _ClassVar[Field]
+    ACChargingEnergyIn: _ClassVar[Field]
+    ACChargingPower: _ClassVar[Field]
+    ChargeLimitSoc: _ClassVar[Field]
+    FastChargerPresent: _ClassVar[Field]
+    EstBatteryRange: _ClassVar[Field]
+    IdealBatteryRange: _ClassVar[Field]
+    BatteryLevel: _ClassVar[Field]
+    TimeToFullCharge: _ClassVar[Field]
+    ScheduledChargingStartTime: _ClassVar[Field]
+    ScheduledChargingPending: _ClassVar[Field]
+    ScheduledDepartureTime: _ClassVar[Field]
+    PreconditioningEnabled: _ClassVar[Field]
+    ScheduledChargingMode: _ClassVar[Field]
+    ChargeAmps: _ClassVar[Field]
+    ChargeEnableRequest: _ClassVar[Field]
+    ChargerPhases: _ClassVar[Field]
+    ChargePortColdWeatherMode: _ClassVar[Field]
+    ChargeCurrentRequest: _ClassVar[Field]
+    ChargeCurrentRequestMax: _ClassVar[Field]
+    BatteryHeaterOn: _ClassVar[Field]
+    NotEnoughPowerToHeat: _ClassVar[Field]
+    SuperchargerSessionTripPlanner: _ClassVar[Field]
+    DoorState: _ClassVar[Field]
+    Locked: _ClassVar[Field]
+    FdWindow: _ClassVar[Field]
+    FpWindow: _ClassVar[Field]
+    RdWindow: _ClassVar[Field]
+    RpWindow: _ClassVar[Field]
+    VehicleName: _ClassVar[Field]
+    SentryMode: _ClassVar[Field]
+    SpeedLimitMode: _ClassVar[Field]
+    CurrentLimitMph: _ClassVar[Field]
+    Version: _ClassVar[Field]
+    TpmsPressureFl: _ClassVar[Field]
+    TpmsPressureFr: _ClassVar[Field]
+    TpmsPressureRl: _ClassVar[Field]
+    TpmsPressureRr: _ClassVar[Field]
+    SemitruckTpmsPressureRe1L0: _ClassVar[Field]
+    SemitruckTpmsPressureRe1L1: _ClassVar[Field]
+    SemitruckTpmsPressureRe1R0: _ClassVar[Field]
+    SemitruckTpmsPressureRe1R1: _ClassVar[Field]
+    SemitruckTpmsPressureRe2L0: _ClassVar[Field]
+    SemitruckTpmsPressureRe2L1: _ClassVar[Field]
+    SemitruckTpmsPressureRe2R0: _ClassVar[Field]
+    SemitruckTpmsPressureRe2R1: _ClassVar[Field]
+    TpmsLastSeenPressureTimeFl: _ClassVar[Field]
+    TpmsLastSeenPressureTimeFr: _ClassVar[Field]
+    TpmsLastSeenPressureTimeRl: _ClassVar[Field]
+    TpmsLastSeenPressureTimeRr: _ClassVar[Field]
+    InsideTemp: _ClassVar[Field]
+    OutsideTemp: _ClassVar[Field]
+    SeatHeaterLeft: _ClassVar[Field]
+    SeatHeaterRight: _ClassVar[Field]
+    SeatHeaterRearLeft: _ClassVar[Field]
+    SeatHeaterRearRight: _ClassVar[Field]
+    SeatHeaterRearCenter: _ClassVar[Field]
+    AutoSeatClimateLeft: _ClassVar[Field]
+    AutoSeatClimateRight: _ClassVar[Field]
+    DriverSeatBelt: _ClassVar[Field]
+    PassengerSeatBelt: _ClassVar[Field]
+    DriverSeatOccupied: _ClassVar[Field]
+    SemitruckPassengerSeatFoldPosition: _ClassVar[Field]
+    LateralAcceleration: _ClassVar[Field]
+    LongitudinalAcceleration: _ClassVar[Field]
+    Deprecated_2: _ClassVar[Field]
+    CruiseSetSpeed: _ClassVar[Field]
+    LifetimeEnergyUsed: _ClassVar[Field]
+    LifetimeEnergyUsedDrive: _ClassVar[Field]
+    SemitruckTractorParkBrakeStatus: _ClassVar[Field]
+    SemitruckTrailerParkBrakeStatus: _ClassVar[Field]
+    BrakePedalPos: _ClassVar[Field]
+    RouteLastUpdated: _ClassVar[Field]
+    RouteLine: _ClassVar[Field]
+    MilesToArrival: _ClassVar[Field]
+    MinutesToArrival: _ClassVar[Field]
+    OriginLocation: _ClassVar[Field]
+    DestinationLocation: _ClassVar[Field]
+    CarType: _ClassVar[Field]
+    Trim: _ClassVar[Field]
+    ExteriorColor: _ClassVar[Field]
+    RoofColor: _ClassVar[Field]
+    ChargePort: _ClassVar[Field]
+    ChargePortLatch: _ClassVar[Field]
+    Experimental_1: _ClassVar[Field]
+    Experimental_2: _ClassVar[Field]
+    Experimental_3: _ClassVar[Field]
+    Experimental_4: _ClassVar[Field]
+    GuestModeEnabled: _ClassVar[Field]
+    PinToDriveEnabled: _ClassVar[Field]
+    PairedPhoneKeyAndKeyFobQty: _ClassVar[Field]
+    CruiseFollowDistance: _ClassVar[Field]
+    AutomaticBlindSpotCamera: _ClassVar[Field]
+    BlindSpotCollisionWarningChime: _ClassVar[Field]
+    SpeedLimitWarning: _ClassVar[Field]
+    ForwardCollisionWarning: _ClassVar[Field]
+    LaneDepartureAvoidance: _ClassVar[Field]
+    EmergencyLaneDepartureAvoidance: _ClassVar[Field]
+    AutomaticEmergencyBrakingOff: _ClassVar[Field]
+    LifetimeEnergyGainedRegen: _ClassVar[Field]
+    DiStateF: _ClassVar[Field]
+    DiStateREL: _ClassVar[Field]
+    DiStateRER: _ClassVar[Field]
+    DiHeatsinkTF: _ClassVar[Field]
+    DiHeatsinkTREL: _ClassVar[Field]
+    DiHeatsinkTRER: _ClassVar[Field]
+    DiAxleSpeedF: _ClassVar[Field]
+    DiAxleSpeedREL: _ClassVar[Field]
+    DiAxleSpeedRER: _ClassVar[Field]
+    DiSlaveTorqueCmd: _ClassVar[Field]
+    DiTorqueActualR: _ClassVar[Field]
+    DiTorqueActualF: _ClassVar[Field]
+    DiTorqueActualREL: _ClassVar[Field]
+    DiTorqueActualRER: _ClassVar[Field]
+    DiStatorTempF: _ClassVar[Field]
+    DiStatorTempREL: _ClassVar[Field]
+    DiStatorTempRER: _ClassVar[Field]
+    DiVBatF: _ClassVar[Field]
+    DiVBatREL: _ClassVar[Field]
+    DiVBatRER: _ClassVar[Field]
+    DiMotorCurrentF: _ClassVar[Field]
+    DiMotorCurrentREL: _ClassVar[Field]
+    DiMotorCurrentRER: _ClassVar[Field]
+    EnergyRemaining: _ClassVar[Field]
+    ServiceMode: _ClassVar[Field]
+    BMSState: _ClassVar[Field]
+    GuestModeMobileAccessState: _ClassVar[Field]
+    Deprecated_1: _ClassVar[Field]
+    DestinationName: _ClassVar[Field]
+    DiInverterTR: _ClassVar[Field]
+    DiInverterTF: _ClassVar[Field]
+    DiInverterTREL: _ClassVar[Field]
+    DiInverterTRER: _ClassVar[Field]
+    Experimental_5: _ClassVar[Field]
+    Experimental_6: _ClassVar[Field]
+    Experimental_7: _ClassVar[Field]
+    Experimental_8: _ClassVar[Field]
+    Experimental_9: _ClassVar[Field]
+    Experimental_10: _ClassVar[Field]
+    Experimental_11: _ClassVar[Field]
+    Experimental_12: _ClassVar[Field]
+    Experimental_13: _ClassVar[Field]
+    Experimental_14: _ClassVar[Field]
+    Experimental_15: _ClassVar[Field]
+    DetailedChargeState: _ClassVar[Field]
+    CabinOverheatProtectionMode: _ClassVar[Field]
+    CabinOverheatProtectionTemperatureLimit: _ClassVar[Field]
+    CenterDisplay: _ClassVar[Field]
+    ChargePortDoorOpen: _ClassVar[Field]
+    ChargerVoltage: _ClassVar[Field]
+    ChargingCableType: _ClassVar[Field]
+    ClimateKeeperMode: _ClassVar[Field]
+    DefrostForPreconditioning: _ClassVar[Field]
+    DefrostMode: _ClassVar[Field]
+    EfficiencyPackage: _ClassVar[Field]
+    EstimatedHoursToChargeTermination: _ClassVar[Field]
+    EuropeVehicle: _ClassVar[Field]
+    ExpectedEnergyPercentAtTripArrival: _ClassVar[Field]
+    FastChargerType: _ClassVar[Field]
+    HomelinkDeviceCount: _ClassVar[Field]
+    HomelinkNearby: _ClassVar[Field]
+    HvacACEnabled: _ClassVar[Field]
+    HvacAutoMode: _ClassVar[Field]
+    HvacFanSpeed: _ClassVar[Field]
+    HvacFanStatus: _ClassVar[Field]
+    HvacLeftTemperatureRequest: _ClassVar[Field]
+    HvacPower: _ClassVar[Field]
+    HvacRightTemperatureRequest: _ClassVar[Field]
+    HvacSteeringWheelHeatAuto: _ClassVar[Field]
+    HvacSteeringWheelHeatLevel: _ClassVar[Field]
+    OffroadLightbarPresent: _ClassVar[Field]
+    PowershareHoursLeft: _ClassVar[Field]
+    PowershareInstantaneousPowerKW: _ClassVar[Field]
+    PowershareStatus: _ClassVar[Field]
+    PowershareStopReason: _ClassVar[Field]
+    PowershareType: _ClassVar[Field]
+    RearDisplayHvacEnabled: _ClassVar[Field]
+    RearSeatHeaters: _ClassVar[Field]
+    RemoteStartEnabled: _ClassVar[Field]
+    RightHandDrive: _ClassVar[Field]
+    RouteTrafficMinutesDelay: _ClassVar[Field]
+    SoftwareUpdateDownloadPercentComplete: _ClassVar[Field]
+    SoftwareUpdateExpectedDurationMinutes: _ClassVar[Field]
+    SoftwareUpdateInstallationPercentComplete: _ClassVar[Field]
+    SoftwareUpdateScheduledStartTime: _ClassVar[Field]
+    SoftwareUpdateVersion: _ClassVar[Field]
+    TonneauOpenPercent: _ClassVar[Field]
+    TonneauPosition: _ClassVar[Field]
+    TonneauTentMode: _ClassVar[Field]
+    TpmsHardWarnings: _ClassVar[Field]
+    TpmsSoftWarnings: _ClassVar[Field]
+    ValetModeEnabled: _ClassVar[Field]
+    WheelType: _ClassVar[Field]
+    WiperHeatEnabled: _ClassVar[Field]
+    LocatedAtHome: _ClassVar[Field]
+    LocatedAtWork: _ClassVar[Field]
+    LocatedAtFavorite: _ClassVar[Field]
+    SettingDistanceUnit: _ClassVar[Field]
+    SettingTemperatureUnit: _ClassVar[Field]
+    Setting24HourTime: _ClassVar[Field]
+    SettingTirePressureUnit: _ClassVar[Field]
+    SettingChargeUnit: _ClassVar[Field]
+    ClimateSeatCoolingFrontLeft: _ClassVar[Field]
+    ClimateSeatCoolingFrontRight: _ClassVar[Field]
+    LightsHazardsActive: _ClassVar[Field]
+    LightsTurnSignal: _ClassVar[Field]
+    LightsHighBeams: _ClassVar[Field]
+    MediaPlaybackStatus: _ClassVar[Field]
+    MediaPlaybackSource: _ClassVar[Field]
+    MediaAudioVolume: _ClassVar[Field]
+    MediaNowPlayingDuration: _ClassVar[Field]
+    MediaNowPlayingElapsed: _ClassVar[Field]
+    MediaNowPlayingArtist: _ClassVar[Field]
+    MediaNowPlayingTitle: _ClassVar[Field]
+    MediaNowPlayingAlbum: _ClassVar[Field]
+    MediaNowPlayingStation: _ClassVar[Field]
+    MediaAudioVolumeIncrement: _ClassVar[Field]
+    MediaAudioVolumeMax: _ClassVar[Field]
+    SunroofInstalled: _ClassVar[Field]
+    SeatVentEnabled: _ClassVar[Field]
+    RearDefrostEnabled: _ClassVar[Field]
+    ChargeRateMilePerHour: _ClassVar[Field]
+    Deprecated_3: _ClassVar[Field]
+    MilesSinceReset: _ClassVar[Field]
+    SelfDrivingMilesSinceReset: _ClassVar[Field]
+    GpsAccuracyMeters: _ClassVar[Field]
+    LifetimeEnergyChargedKwh: _ClassVar[Field]
+    BrickSocMinPercent: _ClassVar[Field]
+    NominalFullPackEnergyKwh: _ClassVar[Field]
+    GradeEstimatePercent: _ClassVar[Field]
+    MaxSpeedToReachDestinationMph: _ClassVar[Field]
+    SoftwareUpdateAvailable: _ClassVar[Field]
+    SoftwareUpdateInProgress: _ClassVar[Field]
+    RemoteStartActive: _ClassVar[Field]
+    SemiCruiseSpeedLimitMph: _ClassVar[Field]
+    Cabin12vPortKeepOn: _ClassVar[Field]
+    Cabin48vPortKeepOn: _ClassVar[Field]
+    AccRail: _ClassVar[Field]
+    PowerTransferStatus: _ClassVar[Field]
+    AutomaticEmergencyBrakingState: _ClassVar[Field]
+    RollingResistanceCoefficient: _ClassVar[Field]
+    CruiseState: _ClassVar[Field]
+    LifetimeDcChargeEnergyKwh: _ClassVar[Field]
+    VehicleMassKg: _ClassVar[Field]
+
+class ChargingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ChargeStateUnknown: _ClassVar[ChargingState]
+    ChargeStateDisconnected: _ClassVar[ChargingState]
+    ChargeStateNoPower: _ClassVar[ChargingState]
+    ChargeStateStarting: _ClassVar[ChargingState]
+    ChargeStateCharging: _ClassVar[ChargingState]
+    ChargeStateComplete: _ClassVar[ChargingState]
+    ChargeStateStopped: _ClassVar[ChargingState]
+
+class DetailedChargeStateValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DetailedChargeStateUnknown: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateDisconnected: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateNoPower: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateStarting: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateCharging: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateComplete: _ClassVar[DetailedChargeStateValue]
+    DetailedChargeStateStopped: _ClassVar[DetailedChargeStateValue]
+
+class ShiftState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ShiftStateUnknown: _ClassVar[ShiftState]
+    ShiftStateInvalid: _ClassVar[ShiftState]
+    ShiftStateP: _ClassVar[ShiftState]
+    ShiftStateR: _ClassVar[ShiftState]
+    ShiftStateN: _ClassVar[ShiftState]
+    ShiftStateD: _ClassVar[ShiftState]
+    ShiftStateSNA: _ClassVar[ShiftState]
+
+class BMSStateValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BMSStateUnknown: _ClassVar[BMSStateValue]
+    BMSStateStandby: _ClassVar[BMSStateValue]
+    BMSStateDrive: _ClassVar[BMSStateValue]
+    BMSStateSupport: _ClassVar[BMSStateValue]
+    BMSStateCharge: _ClassVar[BMSStateValue]
+    BMSStateFEIM: _ClassVar[BMSStateValue]
+    BMSStateClearFault: _ClassVar[BMSStateValue]
+    BMSStateFault: _ClassVar[BMSStateValue]
+    BMSStateWeld: _ClassVar[BMSStateValue]
+    BMSStateTest: _ClassVar[BMSStateValue]
+    BMSStateSNA: _ClassVar[BMSStateValue]
+
+class CarTypeValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CarTypeUnknown: _ClassVar[CarTypeValue]
+    CarTypeModelS: _ClassVar[CarTypeValue]
+    CarTypeModelX: _ClassVar[CarTypeValue]
+    CarTypeModel3: _ClassVar[CarTypeValue]
+    CarTypeModelY: _ClassVar[CarTypeValue]
+    CarTypeSemiTruck: _ClassVar[CarTypeValue]
+    CarTypeCybertruck: _ClassVar[CarTypeValue]
+
+class FastCharger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FastChargerUnknown: _ClassVar[FastCharger]
+    FastChargerSupercharger: _ClassVar[FastCharger]
+    FastChargerCHAdeMO: _ClassVar[FastCharger]
+    FastChargerGB: _ClassVar[FastCharger]
+    FastChargerACSingleWireCAN: _ClassVar[FastCharger]
+    FastChargerCombo: _ClassVar[FastCharger]
+    FastChargerMCSingleWireCAN: _ClassVar[FastCharger]
+    FastChargerOther: _ClassVar[FastCharger]
+    FastChargerSNA: _ClassVar[FastCharger]
+
+class CableType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CableTypeUnknown: _ClassVar[CableType]
+    CableTypeIEC: _ClassVar[CableType]
+    CableTypeSAE: _ClassVar[CableType]
+    CableTypeGB_AC: _ClassVar[CableType]
+    CableTypeGB_DC: _ClassVar[CableType]
+    CableTypeSNA: _ClassVar[CableType]
+Unknown: Field
+DriveRail: Field
+ChargeState: Field
+BmsFullchargecomplete: Field
+VehicleSpeed: Field
+Odometer: Field
+PackVoltage: Field
+PackCurrent: Field
+Soc: Field
+DCDCEnable: Field
+Gear: Field
+IsolationResistance: Field
+PedalPosition: Field
+BrakePedal: Field
+DiStateR: Field
+DiHeatsinkTR: Field
+DiAxleSpeedR: Field
+DiTorquemotor: Field
+DiStatorTempR: Field
+DiVBatR: Field
+DiMotorCurrentR: Field
+Location: Field
+GpsState: Field
+GpsHeading: Field
+NumBrickVoltageMax: Field
+BrickVoltageMax: Field
+NumBrickVoltageMin: Field
+BrickVoltageMin: Field
+NumModuleTempMax: Field
+ModuleTempMax: Field
+NumModuleTempMin: Field
+ModuleTempMin: Field
+RatedRange: Field
+Hvil: Field
+DCChargingEnergyIn: Field
+DCChargingPower: Field
+ACChargingEnergyIn: Field
+ACChargingPower: Field
+ChargeLimitSoc: Field
+FastChargerPresent: Field
+EstBatteryRange: Field
+IdealBatteryRange: Field
+BatteryLevel: Field
+TimeToFullCharge: Field
+ScheduledChargingStartTime: Field
+ScheduledChargingPending: Field
+ScheduledDepartureTime: Field
+PreconditioningEnabled: Field
+ScheduledChargingMode: Field
+ChargeAmps: Field
+ChargeEnableRequest: Field
+ChargerPhases: Field
+ChargePortColdWeatherMode: Field
+ChargeCurrentRequest: Field
+ChargeCurrentRequestMax: Field
+BatteryHeaterOn: Field
+NotEnoughPowerToHeat: Field
+SuperchargerSessionTripPlanner: Field
+DoorState: Field
+Locked: Field
+FdWindow: Field
+FpWindow: Field
+RdWindow: Field
+RpWindow: Field
+VehicleName: Field
+SentryMode: Field
+SpeedLimitMode: Field
+CurrentLimitMph: Field
+Version: Field
+TpmsPressureFl: Field
+TpmsPressureFr: Field
+TpmsPressureRl: Field
+TpmsPressureRr: Field
+SemitruckTpmsPressureRe1L0: Field
+SemitruckTpmsPressureRe1L1: Field
+SemitruckTpmsPressureRe1R0: Field
+SemitruckTpmsPressureRe1R1: Field
+SemitruckTpmsPressureRe2L0: Field
+SemitruckTpmsPressureRe2L1: Field
+SemitruckTpmsPressureRe2R0: Field
+SemitruckTpmsPressureRe2R1: Field
+TpmsLastSeenPressureTimeFl: Field
+TpmsLastSeenPressureTimeFr: Field
+TpmsLastSeenPressureTimeRl: Field
+TpmsLastSeenPressureTimeRr: Field
+InsideTemp: Field
+OutsideTemp: Field
+SeatHeaterLeft: Field
+SeatHeaterRight: Field
+SeatHeaterRearLeft: Field
+SeatHeaterRearRight: Field
+SeatHeaterRearCenter: Field
+AutoSeatClimateLeft: Field
+AutoSeatClimateRight: Field
+DriverSeatBelt: Field
+PassengerSeatBelt: Field
+DriverSeatOccupied: Field
+SemitruckPassengerSeatFoldPosition: Field
+LateralAcceleration: Field
+LongitudinalAcceleration: Field
+Deprecated_2: Field
+CruiseSetSpeed: Field
+LifetimeEnergyUsed: Field
+LifetimeEnergyUsedDrive: Field
+SemitruckTractorParkBrakeStatus: Field
+SemitruckTrailerParkBrakeStatus: Field
+BrakePedalPos: Field
+RouteLastUpdated: Field
+RouteLine: Field
+MilesToArrival: Field
+MinutesToArrival: Field
+OriginLocation: Field
+DestinationLocation: Field
+CarType: Field
+Trim: Field
+ExteriorColor: Field
+RoofColor: Field
+ChargePort: Field
+ChargePortLatch: Field
+Experimental_1: Field
+Experimental_2: Field
+Experimental_3: Field
+Experimental_4: Field
+GuestModeEnabled: Field
+PinToDriveEnabled: Field
+PairedPhoneKeyAndKeyFobQty: Field
+CruiseFollowDistance: Field
+AutomaticBlindSpotCamera: Field
+BlindSpotCollisionWarningChime: Field
+SpeedLimitWarning: Field
+ForwardCollisionWarning: Field
+LaneDepartureAvoidance: Field
+EmergencyLaneDepartureAvoidance: Field
+AutomaticEmergencyBrakingOff: Field
+LifetimeEnergyGainedRegen: Field
+DiStateF: Field
+DiStateREL: Field
+DiStateRER: Field
+DiHeatsinkTF: Field
+DiHeatsinkTREL: Field
+DiHeatsinkTRER: Field
+DiAxleSpeedF: Field
+DiAxleSpeedREL: Field
+DiAxleSpeedRER: Field
+DiSlaveTorqueCmd: Field
+DiTorqueActualR: Field
+DiTorqueActualF: Field
+DiTorqueActualREL: Field
+DiTorqueActualRER: Field
+DiStatorTempF: Field
+DiStatorTempREL: Field
+DiStatorTempRER: Field
+DiVBatF: Field
+DiVBatREL: Field
+DiVBatRER: Field
+DiMotorCurrentF: Field
+DiMotorCurrentREL: Field
+DiMotorCurrentRER: Field
+EnergyRemaining: Field
+ServiceMode: Field
+BMSState: Field
+GuestModeMobileAccessState: Field
+Deprecated_1: Field
+DestinationName: Field
+DiInverterTR: Field
+DiInverterTF: Field
+DiInverterTREL: Field
+DiInverterTRER: Field
+Experimental_5: Field
+Experimental_6: Field
+Experimental_7: Field
+Experimental_8: Field
+Experimental_9: Field
+Experimental_10: Field
+Experimental_11: Field
+Experimental_12: Field
+Experimental_13: Field
+Experimental_14: Field
+Experimental_15: Field
+DetailedChargeState: Field
+CabinOverheatProtectionMode: Field
+CabinOverheatProtectionTemperatureLimit: Field
+CenterDisplay: Field
+ChargePortDoorOpen: Field
+ChargerVoltage: Field
+ChargingCableType: Field
+ClimateKeeperMode: Field
+DefrostForPreconditioning: Field
+DefrostMode: Field
+EfficiencyPackage: Field
+EstimatedHoursToChargeTermination: Field
+EuropeVehicle: Field
+ExpectedEnergyPercentAtTripArrival: Field
+FastChargerType: Field
+HomelinkDeviceCount: Field
+HomelinkNearby: Field
+HvacACEnabled: Field
+HvacAutoMode: Field
+HvacFanSpeed: Field
+HvacFanStatus: Field
+HvacLeftTemperatureRequest: Field
+HvacPower: Field
+HvacRightTemperatureRequest: Field
+HvacSteeringWheelHeatAuto: Field
+HvacSteeringWheelHeatLevel: Field
+OffroadLightbarPresent: Field
+PowershareHoursLeft: Field
+PowershareInstantaneousPowerKW: Field
+PowershareStatus: Field
+PowershareStopReason: Field
+PowershareType: Field
+RearDisplayHvacEnabled: Field
+RearSeatHeaters: Field
+RemoteStartEnabled: Field
+RightHandDrive: Field
+RouteTrafficMinutesDelay: Field
+SoftwareUpdateDownloadPercentComplete: Field
+SoftwareUpdateExpectedDurationMinutes: Field
+SoftwareUpdateInstallationPercentComplete: Field
+SoftwareUpdateScheduledStartTime: Field
+SoftwareUpdateVersion: Field
+TonneauOpenPercent: Field
+TonneauPosition: Field
+TonneauTentMode: Field
+TpmsHardWarnings: Field
+TpmsSoftWarnings: Field
+ValetModeEnabled: Field
+WheelType: Field
+WiperHeatEnabled: Field
+LocatedAtHome: Field
+LocatedAtWork: Field
+LocatedAtFavorite: Field
+SettingDistanceUnit: Field
+SettingTemperatureUnit: Field
+Setting24HourTime: Field
+SettingTirePressureUnit: Field
+SettingChargeUnit: Field
+ClimateSeatCoolingFrontLeft: Field
+ClimateSeatCoolingFrontRight: Field
+LightsHazardsActive: Field
+LightsTurnSignal: Field
+LightsHighBeams: Field
+MediaPlaybackStatus: Field
+MediaPlaybackSource: Field
+MediaAudioVolume: Field
+MediaNowPlayingDuration: Field
+MediaNowPlayingElapsed: Field
+MediaNowPlayingArtist: Field
+MediaNowPlayingTitle: Field
+MediaNowPlayingAlbum: Field
+MediaNowPlayingStation: Field
+MediaAudioVolumeIncrement: Field
+MediaAudioVolumeMax: Field
+SunroofInstalled: Field
+SeatVentEnabled: Field
+RearDefrostEnabled: Field
+ChargeRateMilePerHour: Field
+Deprecated_3: Field
+MilesSinceReset: Field
+SelfDrivingMilesSinceReset: Field
+GpsAccuracyMeters: Field
+LifetimeEnergyChargedKwh: Field
+BrickSocMinPercent: Field
+NominalFullPackEnergyKwh: Field
+GradeEstimatePercent: Field
+MaxSpeedToReachDestinationMph: Field
+SoftwareUpdateAvailable: Field
+SoftwareUpdateInProgress: Field
+RemoteStartActive: Field
+SemiCruiseSpeedLimitMph: Field
+Cabin12vPortKeepOn: Field
+Cabin48vPortKeepOn: Field
+AccRail: Field
+PowerTransferStatus: Field
+AutomaticEmergencyBrakingState: Field
+RollingResistanceCoefficient: Field
+CruiseState: Field
+LifetimeDcChargeEnergyKwh: Field
+VehicleMassKg: Field
+ChargeStateUnknown: ChargingState
+ChargeStateDisconnected: ChargingState
+ChargeStateNoPower: ChargingState
+ChargeStateStarting: ChargingState
+ChargeStateCharging: ChargingState
+ChargeStateComplete: ChargingState
+ChargeStateStopped: ChargingState
+DetailedChargeStateUnknown: DetailedChargeStateValue
+DetailedChargeStateDisconnected: DetailedChargeStateValue
+DetailedChargeStateNoPower: DetailedChargeStateValue
+DetailedChargeStateStarting: DetailedChargeStateValue
+DetailedChargeStateCharging: DetailedChargeStateValue
+DetailedChargeStateComplete: DetailedChargeStateValue
+DetailedChargeStateStopped: DetailedChargeStateValue
+ShiftStateUnknown: ShiftState
+ShiftStateInvalid: ShiftState
+ShiftStateP: ShiftState
+ShiftStateR: ShiftState
+ShiftStateN: ShiftState
+ShiftStateD: ShiftState
+ShiftStateSNA: ShiftState
+BMSStateUnknown: BMSStateValue
+BMSStateStandby: BMSStateValue
+BMSStateDrive: BMSStateValue
+BMSStateSupport: BMSStateValue
+BMSStateCharge: BMSStateValue
+BMSStateFEIM: BMSStateValue
+BMSStateClearFault: BMSStateValue
+BMSStateFault: BMSStateValue
+BMSStateWeld: BMSStateValue
+BMSStateTest: BMSStateValue
+BMSStateSNA: BMSStateValue
+CarTypeUnknown: CarTypeValue
+CarTypeModelS: CarTypeValue
+CarTypeModelX: CarTypeValue
+CarTypeModel3: CarTypeValue
+CarTypeModelY: CarTypeValue
+CarTypeSemiTruck: CarTypeValue
+CarTypeCybertruck: CarTypeValue
+FastChargerUnknown: FastCharger
+FastChargerSupercharger: FastCharger
+FastChargerCHAdeMO: FastCharger
+FastChargerGB: FastCharger
+FastChargerACSingleWireCAN: FastCharger
+FastChargerCombo: FastCharger
+FastChargerMCSingleWireCAN: FastCharger
+FastChargerOther: FastCharger
+FastChargerSNA: FastCharger
+CableTypeUnknown: CableType
+CableTypeIEC: CableType
+CableTypeSAE: CableType
+CableTypeGB_AC: CableType
+CableTypeGB_DC: CableType
+CableTypeSNA: CableType
+
+class LocationValue(_message.Message):
+    __slots__ = ("latitude", "longitude")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
+
+class Value(_message.Message):
+    __slots__ = ("string_value", "int_value", "long_value", "float_value", "double_value", "boolean_value", "location_value", "charging_value", "shift_state_value", "invalid", "bms_state_value", "car_type_value", "detailed_charge_state_value", "fast_charger_value", "cable_type_value")
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LONG_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOLEAN_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHARGING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_STATE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INVALID_FIELD_NUMBER: _ClassVar[int]
+    BMS_STATE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CAR_TYPE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DETAILED_CHARGE_STATE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FAST_CHARGER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CABLE_TYPE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    string_value: str
+    int_value: int
+    long_value: int
+    float_value: float
+    double_value: float
+    boolean_value: bool
+    location_value: LocationValue
+    charging_value: ChargingState
+    shift_state_value: ShiftState
+    invalid: bool
+    bms_state_value: BMSStateValue
+    car_type_value: CarTypeValue
+    detailed_charge_state_value: DetailedChargeStateValue
+    fast_charger_value: FastCharger
+    cable_type_value: CableType
+    def __init__(self, string_value: _Optional[str] = ..., int_value: _Optional[int] = ..., long_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., boolean_value: _Optional[bool] = ..., location_value: _Optional[_Union[LocationValue, _Mapping]] = ..., charging_value: _Optional[_Union[ChargingState, str]] = ..., shift_state_value: _Optional[_Union[ShiftState, str]] = ..., invalid: _Optional[bool] = ..., bms_state_value: _Optional[_Union[BMSStateValue, str]] = ..., car_type_value: _Optional[_Union[CarTypeValue, str]] = ..., detailed_charge_state_value: _Optional[_Union[DetailedChargeStateValue, str]] = ..., fast_charger_value: _Optional[_Union[FastCharger, str]] = ..., cable_type_value: _Optional[_Union[CableType, str]] = ...) -> None: ...
+
+class Datum(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: Field
+    value: Value
+    def __init__(self, key: _Optional[_Union[Field, str]] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+
+class Payload(_message.Message):
+    __slots__ = ("data", "created_at", "vin", "is_resend")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VIN_FIELD_NUMBER: _ClassVar[int]
+    IS_RESEND_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedCompositeFieldContainer[Datum]
+    created_at: _timestamp_pb2.Timestamp
+    vin: str
+    is_resend: bool
+    def __init__(self, data: _Optional[_Iterable[_Union[Datum, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vin: _Optional[str] = ..., is_resend: _Optional[bool] = ...) -> None: ...
