@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,11 @@ app = typer.Typer(
 )
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"bibev {__version__}")
@@ -59,8 +65,7 @@ def main_options(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Fewer logs.")] = 0,
     log_format: Annotated[
-        str | None,
-        typer.Option(click_type=click.Choice(["text", "json"]), help="Log lines: text or json."),
+        LogFormat | None, typer.Option(case_sensitive=False, help="Log lines: text or json.")
     ] = None,
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="Never draw progress bars.")
@@ -75,7 +80,7 @@ def main_options(
     flags = {
         "root": root,
         "database_url": database_url,
-        "log_format": log_format,
+        "log_format": log_format.value if log_format else None,
         "verbosity": (verbose - quiet) or None,
         "progress": False if no_progress else None,
         "debug": True if debug else None,
