@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from bibev.providers._json import UNIT_WORDS
 from bibev.providers.base import SignalMap
+from bibev.schema import CLEAN_COLUMNS
 
 MAPPED_SCHEMA: dict[str, pl.DataType] = {
     "vin": pl.String(),
@@ -61,6 +63,27 @@ def mapping_frames(mapping: Sequence[SignalMap]) -> tuple[pl.DataFrame, pl.DataF
     return numeric_frame, enum_frame
 
 
+def unit_frame() -> pl.DataFrame:
+    """Known unit words → factor to the canonical unit, per canonical column.
+
+    A mapping's ``scale`` assumes the provider's usual unit. When a row names its own unit and
+    that unit measures what the column measures, the unit wins: a High Mobility odometer sent in
+    ``miles`` is read as miles even though the mapping expects kilometres.
+    """
+    column_units = {c.name: c.unit for c in CLEAN_COLUMNS if c.unit}
+    rows = [
+        (column, word, factor)
+        for column, unit in column_units.items()
+        for word, (canonical, factor) in UNIT_WORDS.items()
+        if canonical == unit
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={"column": pl.String, "unit_word": pl.String, "unit_factor": pl.Float64},
+        orient="row",
+    )
+
+
 def _raw_text() -> pl.Expr:
     return pl.coalesce(
         pl.col("value_str").str.strip_chars(),
@@ -92,12 +115,18 @@ def apply_mapping(frame: pl.DataFrame | pl.LazyFrame, mapping: Sequence[SignalMa
     lazy = frame.lazy()
     numeric, vocab = mapping_frames(mapping)
     invalid = pl.col("invalid").fill_null(False)
+    by_unit = pl.col("unit_factor").is_not_null()
+    converted = (
+        pl.when(by_unit)
+        .then(_raw_number() * pl.col("unit_factor"))
+        .otherwise(_raw_number() * pl.col("scale") + pl.col("offset"))
+    )
     numbers = (
         lazy.join(numeric.lazy(), on="key", how="inner")
+        .with_columns(unit_word=pl.col("unit").str.strip_chars().str.to_lowercase())
+        .join(unit_frame().lazy(), on=["column", "unit_word"], how="left")
         .with_columns(
-            value_f64=pl.when(invalid)
-            .then(None)
-            .otherwise(_raw_number() * pl.col("scale") + pl.col("offset")),
+            value_f64=pl.when(invalid).then(None).otherwise(converted),
             value_str=pl.lit(None, pl.String),
         )
         .with_columns(

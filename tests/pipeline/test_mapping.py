@@ -85,3 +85,24 @@ def test_unmapped_keys_are_left_out_and_schema_is_stable():
 
 def test_empty_input_gives_empty_frame():
     assert mapped().height == 0
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        (None, 160.9344),
+        ("mi", 160.9344),
+        ("miles", 160.9344),
+        ("km", 100.0),
+        ("kilometers", 100.0),
+        ("furlongs", 160.9344),
+    ],
+)
+def test_a_known_unit_on_the_row_wins_over_the_mapping_scale(unit, expected):
+    result = mapped(FlatRow(VIN, T0, "Odometer", 100.0, unit=unit))
+    assert result["value_f64"][0] == pytest.approx(expected)
+
+
+def test_unit_of_another_quantity_is_ignored():
+    result = mapped(FlatRow(VIN, T0, "Power", 7400.0, unit="kWh"))
+    assert result["value_f64"][0] == pytest.approx(7.4)
