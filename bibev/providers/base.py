@@ -68,7 +68,7 @@ class FetchBatch:
 class ProviderOptions(BaseModel):
     """Base for adapter options: strict, so a typo in bibev.toml is an error, not a silence."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class Adapter:
