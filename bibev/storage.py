@@ -35,6 +35,17 @@ import polars as pl
 
 from bibev import _locks
 from bibev.errors import BibevError, ConfigError, DataContractError, StorageError
+from bibev.layout import (
+    LAYERS,
+    RESERVED,
+    VIN_PATTERN,
+    check_key,
+    check_name,
+    is_valid_vin,
+    parse_day,
+    parse_root,
+    validate_vin,
+)
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -43,107 +54,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VIN_PATTERN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
-LAYERS = ("compressed", "clean", "segments")
-RESERVED = ("_tmp", "_locks")
+__all__ = [
+    "LAYERS",
+    "RESERVED",
+    "VIN_PATTERN",
+    "Storage",
+    "check_key",
+    "is_valid_vin",
+    "parse_root",
+    "validate_vin",
+]
 
-_DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _FAILURE_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec", "pyarrow")
 _SECRET_NAMES = ("key", "secret", "token", "password", "aws_secret_access_key", "aws_session_token")
-
-
-def validate_vin(vin: object) -> str:
-    """The VIN itself when it is 17 characters of ``A-H J-N P R-Z 0-9``; else DataContractError."""
-    if isinstance(vin, str) and VIN_PATTERN.fullmatch(vin):
-        return vin
-    raise DataContractError(f"invalid VIN: {_vin_problem(vin)}", value=vin)
-
-
-def is_valid_vin(vin: object) -> bool:
-    return isinstance(vin, str) and VIN_PATTERN.fullmatch(vin) is not None
-
-
-def _vin_problem(vin: object) -> str:
-    if not isinstance(vin, str):
-        return f"expected a string, got {type(vin).__name__}"
-    if len(vin) != 17:
-        return f"{len(vin)} characters instead of 17"
-    if any(c in "IOQ" for c in vin):
-        return "the letters I, O and Q are not allowed (ISO 3779)"
-    if vin != vin.upper():
-        return "lowercase letters are not allowed"
-    return "only A-H, J-N, P, R-Z and 0-9 are allowed (ISO 3779)"
-
-
-def check_key(key: object, *, allow_empty: bool = False, allow_reserved: bool = False) -> str:
-    """A root-relative key, or DataContractError: no '..', '.', empty parts, absolute paths,
-    backslashes or NUL; the reserved ``_tmp/`` and ``_locks/`` folders only when allowed."""
-    if not isinstance(key, str):
-        raise DataContractError("storage key must be a string", value=key)
-    if key == "" and allow_empty:
-        return key
-    parts = key.split("/")
-    if "\\" in key or "\x00" in key or any(part in ("", ".", "..") for part in parts):
-        raise DataContractError(
-            "invalid storage key (relative, '/'-separated, without '..', '.', empty parts "
-            "or backslashes)",
-            value=key,
-        )
-    if parts[0] in RESERVED and not allow_reserved:
-        raise DataContractError(f"storage key inside the reserved {parts[0]}/ folder", value=key)
-    return key
-
-
-def _check_part(name: object, what: str) -> str:
-    part = check_key(name)
-    if "/" in part:
-        raise DataContractError(f"{what} must not contain '/'", value=name)
-    return part
-
-
-def _parse_day(name: str) -> date | None:
-    if not _DAY_FOLDER.fullmatch(name):
-        return None
-    try:
-        return date.fromisoformat(name)
-    except ValueError:
-        return None
-
-
-def parse_root(url: str) -> tuple[str, str, str]:
-    """``(protocol, fsspec root path, normalised URL)`` of a root, or ConfigError."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError("the storage root is empty")
-    url = url.strip()
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "file", url
-    scheme = scheme.lower()
-    if scheme == "file":
-        if sep and rest.startswith("localhost/"):
-            rest = rest[len("localhost") :]
-        path = os.path.normpath(os.path.abspath(os.path.expanduser(rest)))
-        return "file", path, path
-    if scheme == "s3":
-        bucket, _, prefix = rest.strip("/").partition("/")
-        if "@" in bucket:
-            raise ConfigError("put S3 credentials in the settings or AWS variables, not in --root")
-        if not bucket:
-            raise ConfigError(f"storage root {url!r} names no bucket")
-        prefix = prefix.strip("/")
-        try:
-            check_key(prefix, allow_empty=True, allow_reserved=True)
-        except DataContractError:
-            raise ConfigError(f"storage root {url!r} has an invalid prefix") from None
-        root = f"{bucket}/{prefix}" if prefix else bucket
-        return "s3", root, f"s3://{root}"
-    if scheme == "memory":
-        name = rest.strip("/") or "bibev"
-        return "memory", f"/{name}", f"memory://{name}"
-    raise ConfigError(
-        f"unsupported storage root {url!r}: use a directory, file://, s3://bucket/prefix or memory://"
-    )
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
@@ -223,13 +147,13 @@ class Storage:
         vin = validate_vin(vin)
         if name is None:
             name = f"{datetime.now(UTC):%H%M%S%f}-{uuid.uuid4().hex}.jsonl"
-        return f"temp/{vin}/{day:%Y-%m-%d}/{_check_part(name, 'a temp file name')}"
+        return f"temp/{vin}/{day:%Y-%m-%d}/{check_name(name, 'a temp file name')}"
 
     def day_key(self, layer: str, day: date, vin: str) -> str:
         return f"{self._day_dir(layer, day)}/{validate_vin(vin)}.parquet"
 
     def quarantine_key(self, stage: str, day: date, name: str) -> str:
-        stage = _check_part(stage, "a stage name")
+        stage = check_name(stage, "a stage name")
         return f"quarantine/{stage}/{day:%Y/%m/%d}/{check_key(name)}"
 
     def truth_key(self, name: str) -> str:
@@ -436,7 +360,7 @@ class Storage:
         days = set()
         for vin in self._vin_folders(warn=True):
             for name, is_folder in self._children(f"temp/{vin}"):
-                day = _parse_day(name) if is_folder else None
+                day = parse_day(name) if is_folder else None
                 if day is None:
                     logger.warning("skipping temp/%s/%s: not a YYYY-MM-DD folder", vin, name)
                 else:
