@@ -1,0 +1,108 @@
+"""``bibev sim`` as a user runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bibev.cli.app import run
+from bibev.storage import validate_vin
+
+
+def _content(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith("_tmp")
+    }
+
+
+def test_writes_temp_and_truth_and_twice_the_same(tmp_path, capsys):
+    argv = [
+        "sim",
+        "--vehicles",
+        "5",
+        "--days",
+        "3",
+        "--seed",
+        "1",
+        "--provider",
+        "tesla",
+        "--start",
+        "2025-03-01",
+    ]
+    assert run(["--root", str(tmp_path / "a"), *argv]) == 0
+    table = capsys.readouterr().out
+    assert run(["--root", str(tmp_path / "b"), *argv]) == 0
+    first, second = _content(tmp_path / "a"), _content(tmp_path / "b")
+    assert first == second
+    temp = [k for k in first if k.startswith("temp/")]
+    assert temp
+    assert all(k.endswith(".jsonl") for k in temp)
+    vins = {k.split("/")[1] for k in temp}
+    assert len(vins) == 5
+    assert all(validate_vin(v) == v for v in vins)
+    days = {k.split("/")[2] for k in temp}
+    assert {"2025-03-01", "2025-03-02", "2025-03-03"} <= days
+    sessions = pl.read_parquet(tmp_path / "a/truth/sessions.parquet")
+    assert set(sessions["vin"]) == vins
+    assert pl.read_parquet(tmp_path / "a/truth/capacity.parquet").height == 15
+    for word in ("messages", "files", "bytes", "true charging sessions", "fleet-telemetry-json"):
+        assert word in table
+    assert str(sum(1 for _ in temp)) in table
+
+
+def test_start_defaults_to_complete_days_ending_yesterday(tmp_path, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    assert run(["--root", str(tmp_path), "sim", "--vehicles", "1", "--days", "2", "--clean"]) == 0
+    today = datetime.now(UTC).date()
+    capacity = pl.read_parquet(tmp_path / "truth/capacity.parquet")
+    assert sorted(capacity["ts"].dt.date().to_list()) == [
+        today - timedelta(days=2),
+        today - timedelta(days=1),
+    ]
+    assert pl.read_parquet(tmp_path / "truth/garbage.parquet").height == 0
+    assert "off (--clean)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("provider", "fmt"), [("bmw", "cardata-rest"), ("high-mobility", None), ("sim", "sim-json")]
+)
+def test_other_providers_and_formats(tmp_path, provider, fmt):
+    argv = [
+        "--root",
+        str(tmp_path),
+        "sim",
+        "--vehicles",
+        "2",
+        "--provider",
+        provider,
+        "--start",
+        "2025-03-01",
+    ]
+    assert run(argv + (["--format", fmt] if fmt else [])) == 0
+    lines = next((tmp_path / "temp").rglob("*.jsonl")).read_text().splitlines()
+    assert f'"provider":"{provider}"' in lines[0]
+
+
+def test_help_shows_an_example(capsys):
+    assert run(["sim", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Example: bibev" in text
+    assert "--clean" in text
+
+
+@pytest.mark.parametrize("argv", [["--provider", "ford"], ["--vehicles", "0"]])
+def test_bad_options_fail_before_writing(tmp_path, argv):
+    assert run(["--root", str(tmp_path), "sim", *argv]) == 2
+    assert not (tmp_path / "temp").exists()
+
+
+def test_a_format_of_another_provider_is_a_usage_error(tmp_path, capsys):
+    argv = ["--root", str(tmp_path), "sim", "--provider", "bmw", "--format", "push-v2"]
+    assert run(argv) == 2
+    assert "cardata-stream" in capsys.readouterr().err
+    assert not (tmp_path / "temp").exists()
