@@ -125,3 +125,6 @@ class Run(Base):
     bibev_version: Mapped[str | None] = mapped_column(String(64))
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
+
+
+from bibev.db.quality import CleanQuality as CleanQuality  # noqa: E402

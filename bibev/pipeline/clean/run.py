@@ -1,0 +1,168 @@
+"""``run_clean``: which (VIN, day) partitions to clean, and running them.
+
+Days: every day of ``compressed/`` (optionally limited to ``date_from``..``date_to``); VINs:
+every file of those days (optionally limited to ``vins``). Cleaning is idempotent, so the
+default simply cleans everything again and rewrites only the files that change. While a run
+works on a day it holds the lock ``clean/YYYY-MM-DD``; a day another run holds is reported as
+failed and the other days go on. Partitions run through ``bibev.executors``; the quality
+records of the partitions that succeeded are stored in the database (one row per (VIN, day),
+replaced on every run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bibev.errors import ConfigError, LockedError, PartialFailure
+from bibev.executors import OnProgress, PartitionResult, run_partitions
+from bibev.storage import Storage, validate_vin
+
+from .params import CleanParams
+from .partition import CleanJob, CleanResult, clean_partition
+
+logger = logging.getLogger(__name__)
+
+Partition = tuple[str, date]
+
+
+def lock_name(day: date) -> str:
+    return f"clean/{day:%Y-%m-%d}"
+
+
+def select_partitions(
+    storage: Storage,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    vins: Sequence[str] | None = None,
+) -> list[Partition]:
+    """The (VIN, day) partitions of ``compressed/`` in the range, by day then VIN."""
+    if date_from and date_to and date_from > date_to:
+        raise ConfigError(f"--from {date_from} is after --to {date_to}")
+    wanted = None if vins is None else {validate_vin(vin) for vin in vins}
+    partitions = []
+    for day in storage.days("compressed"):
+        if (date_from and day < date_from) or (date_to and day > date_to):
+            continue
+        for vin in storage.day_keys("compressed", day):
+            if wanted is None or vin in wanted:
+                partitions.append((vin, day))
+    return partitions
+
+
+@dataclass(frozen=True)
+class CleanSummary:
+    """The outcome of a run: one result per partition done, and the failed partitions."""
+
+    results: list[CleanResult]
+    failures: list[tuple[str, str]]
+    days: list[date]
+    seconds: float
+    quality_stored: int = 0
+
+    def totals(self) -> dict[str, Any]:
+        """The counts recorded in the ``runs`` table and printed by the CLI."""
+        quality = [r.quality for r in self.results]
+        return {
+            "days": len(self.days),
+            "vehicles": len({r.vin for r in self.results}),
+            "partitions": len(self.results) + len(self.failures),
+            "failed": len(self.failures),
+            "rows_in": sum(q.rows_in for q in quality),
+            "observations": sum(q.observations for q in quality),
+            "dropped": sum(q.dropped_total for q in quality),
+            "rows_out": sum(q.rows_out for q in quality),
+            "files_written": sum(r.written for r in self.results),
+            "files_unchanged": sum(not r.written for r in self.results),
+            "bytes_out": sum(r.bytes_out for r in self.results),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def raise_for_failures(self) -> None:
+        """``PartialFailure`` (exit 5) listing the failed partitions, if there are any."""
+        if self.failures:
+            failed, total = len(self.failures), self.totals()["partitions"]
+            raise PartialFailure(
+                f"{failed} of {total} partition(s) failed; the others are done", self.failures
+            )
+
+
+def _take_day_locks(
+    stack: ExitStack, storage: Storage, days: Sequence[date], wait: float
+) -> dict[date, str]:
+    """Lock every day (in order); returns the days that could not be locked, with why."""
+    refused = {}
+    for day in sorted(days):
+        try:
+            stack.enter_context(storage.lock(lock_name(day), wait=wait))
+        except LockedError as exc:
+            refused[day] = str(exc)
+    return refused
+
+
+def run_clean(
+    storage: Storage,
+    engine: Engine | None = None,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    vins: Sequence[str] | None = None,
+    params: CleanParams | None = None,
+    now: datetime | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    on_progress: OnProgress | None = None,
+    plugins: Sequence[str] | None = None,
+    lock_wait: float = 0.0,
+) -> CleanSummary:
+    """Clean every selected (VIN, day) (see the module doc) and store the quality records in
+    ``engine`` (when given). Failed partitions are listed in the summary, never raised:
+    ``summary.raise_for_failures()`` does that."""
+    started = time.monotonic()
+    partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
+    days = sorted({day for _, day in partitions})
+    logger.info("clean: %d partition(s) over %d day(s)", len(partitions), len(days))
+    if storage.protocol == "memory" and (workers != 1 or dask_address):
+        logger.info("memory:// roots live in this process: cleaning inline")
+        workers, dask_address = 1, None
+    job = CleanJob(
+        storage, None if plugins is None else tuple(plugins), params or CleanParams(), now
+    )
+    with ExitStack() as stack:
+        refused = _take_day_locks(stack, storage, days, lock_wait)
+        runnable = [p for p in partitions if p[1] not in refused]
+        results = run_partitions(
+            partial(clean_partition, job),
+            runnable,
+            workers=workers,
+            dask_address=dask_address,
+            on_progress=on_progress,
+        )
+    failures = [(f"{vin} {day}", reason) for vin, day in partitions if (reason := refused.get(day))]
+    failures += _failures(results)
+    done = [r.value for r in results if r.ok]
+    stored = 0
+    if engine is not None and done:
+        from bibev.db.quality import upsert_clean_quality
+
+        stored = upsert_clean_quality(engine, [r.quality for r in done])
+    return CleanSummary(
+        results=done,
+        failures=sorted(failures),
+        days=days,
+        seconds=time.monotonic() - started,
+        quality_stored=stored,
+    )
+
+
+def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, str]]:
+    return [(f"{r.partition[0]} {r.partition[1]}", r.error or "") for r in results if not r.ok]

@@ -1,0 +1,1 @@
+"""Reports: tables and exports built from the database and the storage root."""

@@ -1,0 +1,194 @@
+"""``run_clean`` on a storage root (local and S3): files, quality records, idempotence,
+selection, failures and locks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine
+
+from bibev.db import open_database
+from bibev.db.quality import clean_quality_rows, upsert_clean_quality
+from bibev.errors import PartialFailure
+from bibev.pipeline.clean import QualityRecord
+from bibev.pipeline.clean.run import lock_name, run_clean, select_partitions
+from bibev.storage import Storage
+from tests.pipeline.test_clean_frame import VIN, at, day_of, msg
+
+VIN2 = "WBA21EF0XMR150626"
+DAY1, DAY2 = date(2025, 3, 1), date(2025, 3, 2)
+
+
+@pytest.fixture
+def engine(sqlite_database_url: str) -> Iterator[Engine]:
+    engine = open_database(sqlite_database_url)
+    yield engine
+    engine.dispose()
+
+
+def put(storage: Storage, day: date, vin: str, frame: pl.DataFrame) -> None:
+    storage.write_parquet(storage.day_key("compressed", day, vin), frame)
+
+
+def tesla_day(day: date, vin: str = VIN, start_soc: float = 80.0) -> pl.DataFrame:
+    """Four hourly messages, SoC falling by 1 a message, the odometer rising a mile."""
+    miles = 100.0 + 24 * (day - DAY1).days
+    return day_of(
+        *(
+            msg(at(h, day=day), vin=vin, provider="tesla", Soc=start_soc - h, Odometer=miles + h)
+            for h in range(8, 12)
+        )
+    )
+
+
+@pytest.fixture
+def fleet(storage: Storage) -> Storage:
+    """Two vehicles, two days; the second vehicle has no data on the second day."""
+    put(storage, DAY1, VIN, tesla_day(DAY1))
+    put(storage, DAY2, VIN, tesla_day(DAY2, start_soc=70.0))
+    put(storage, DAY1, VIN2, tesla_day(DAY1, vin=VIN2, start_soc=50.0))
+    return storage
+
+
+def clean_bytes(storage: Storage) -> dict[str, bytes]:
+    keys = storage.list("clean")
+    return {key: storage.read_bytes(key) for key in keys}
+
+
+def test_cleans_every_day_and_stores_the_quality(fleet: Storage, engine: Engine) -> None:
+    summary = run_clean(fleet, engine, workers=1)
+    assert summary.failures == []
+    totals = summary.totals()
+    assert {k: totals[k] for k in ("days", "vehicles", "partitions", "rows_in", "rows_out")} == {
+        "days": 2,
+        "vehicles": 2,
+        "partitions": 3,
+        "rows_in": 24,
+        "rows_out": 12,
+    }
+    frame = fleet.read_parquet(fleet.day_key("clean", DAY2, VIN))
+    assert frame["soc_pct"].to_list() == [62.0, 61.0, 60.0, 59.0]
+    rows = clean_quality_rows(engine)
+    assert [(r["day"], r["vin"], r["rows_in"], r["rows_out"]) for r in rows] == [
+        (DAY1, VIN, 8, 4),
+        (DAY1, VIN2, 8, 4),
+        (DAY2, VIN, 8, 4),
+    ]
+    assert summary.quality_stored == 3
+
+
+def test_odometer_miles_become_kilometres(fleet: Storage) -> None:
+    run_clean(fleet, workers=1, date_from=DAY1, date_to=DAY1, vins=[VIN])
+    frame = fleet.read_parquet(fleet.day_key("clean", DAY1, VIN))
+    assert frame["odometer_km"].to_list() == pytest.approx(
+        [h * 1.609344 + 160.9344 for h in range(8, 12)]
+    )
+
+
+def test_running_again_changes_nothing(fleet: Storage, engine: Engine) -> None:
+    first = run_clean(fleet, engine, workers=1)
+    before = clean_bytes(fleet)
+    second = run_clean(fleet, engine, workers=1)
+    assert clean_bytes(fleet) == before
+    assert (first.totals()["files_written"], second.totals()["files_written"]) == (3, 0)
+    assert second.totals()["files_unchanged"] == 3
+    assert len(clean_quality_rows(engine)) == 3  # replaced, not added
+
+
+def test_the_order_of_days_does_not_matter(fleet: Storage) -> None:
+    run_clean(fleet, workers=1, date_from=DAY2)
+    run_clean(fleet, workers=1, date_to=DAY1)
+    out_of_order = clean_bytes(fleet)
+    for key in out_of_order:
+        fleet.delete(key)
+    run_clean(fleet, workers=1)
+    assert clean_bytes(fleet) == out_of_order
+
+
+def test_a_changed_compressed_day_updates_its_file_and_record(
+    fleet: Storage, engine: Engine
+) -> None:
+    run_clean(fleet, engine, workers=1)
+    put(
+        fleet,
+        DAY1,
+        VIN2,
+        day_of(tesla_day(DAY1, vin=VIN2), msg(at(13), vin=VIN2, provider="tesla", Soc=150.0)),
+    )
+    summary = run_clean(fleet, engine, workers=1, vins=[VIN2])
+    assert summary.totals()["files_written"] == 1
+    [row] = clean_quality_rows(engine, vins=[VIN2])
+    assert (row["rows_in"], row["dropped"], row["dropped_total"]) == (9, {"soc_out_of_range": 1}, 1)
+
+
+@pytest.mark.parametrize(
+    ("date_from", "date_to", "vins", "expected"),
+    [
+        (None, None, None, [(VIN, DAY1), (VIN2, DAY1), (VIN, DAY2)]),
+        (DAY2, None, None, [(VIN, DAY2)]),
+        (None, DAY1, [VIN2], [(VIN2, DAY1)]),
+        (date(2025, 4, 1), None, None, []),
+    ],
+)
+def test_selection(
+    fleet: Storage,
+    date_from: date | None,
+    date_to: date | None,
+    vins: list[str] | None,
+    expected: list[tuple[str, date]],
+) -> None:
+    assert select_partitions(fleet, date_from=date_from, date_to=date_to, vins=vins) == expected
+
+
+def test_a_failed_partition_does_not_stop_the_others(fleet: Storage, engine: Engine) -> None:
+    put(fleet, DAY2, VIN2, msg(at(9, day=DAY2), vin=VIN2, provider="no-such-provider", x=1))
+    summary = run_clean(fleet, engine, workers=1)
+    assert [name for name, _ in summary.failures] == [f"{VIN2} {DAY2}"]
+    assert "unknown provider 'no-such-provider'" in summary.failures[0][1]
+    assert summary.totals()["partitions"] == 4
+    assert fleet.exists(fleet.day_key("clean", DAY2, VIN))
+    assert not fleet.exists(fleet.day_key("clean", DAY2, VIN2))
+    assert len(clean_quality_rows(engine)) == 3
+    with pytest.raises(PartialFailure, match="1 of 4 partition") as caught:
+        summary.raise_for_failures()
+    assert caught.value.failures == summary.failures
+
+
+def test_a_day_another_run_holds_is_reported(fleet: Storage) -> None:
+    with fleet.lock(lock_name(DAY1)):
+        summary = run_clean(fleet, workers=1)
+    assert sorted(name for name, _ in summary.failures) == [f"{VIN} {DAY1}", f"{VIN2} {DAY1}"]
+    assert all("lock" in reason for _, reason in summary.failures)
+    assert [(r.vin, r.day) for r in summary.results] == [(VIN, DAY2)]
+    with fleet.lock(lock_name(DAY2)):  # the run released the locks it took
+        pass
+
+
+def test_worker_processes_give_the_same_files(fleet: Storage) -> None:
+    if fleet.protocol != "file":
+        pytest.skip("one process-pool run is enough")
+    run_clean(fleet, workers=2)
+    pooled = clean_bytes(fleet)
+    for key in pooled:
+        fleet.delete(key)
+    run_clean(fleet, workers=1)
+    assert clean_bytes(fleet) == pooled
+
+
+def test_quality_records_are_replaced_on_every_database(database_engine: Engine) -> None:
+    first = QualityRecord(VIN, DAY1, "tesla", rows_in=10, dropped={"soc_jump": 2}, rows_out=4)
+    other = QualityRecord(VIN2, DAY1, "bmw", rows_in=3, first_ts=at(8), last_ts=at(9))
+    assert upsert_clean_quality(database_engine, [first, other]) == 2
+    again = QualityRecord(VIN, DAY1, "tesla", rows_in=11, dropped={"duplicate": 1}, rows_out=5)
+    when = datetime(2025, 3, 2, 1, tzinfo=UTC)
+    assert upsert_clean_quality(database_engine, [again], now=when) == 1
+    rows = clean_quality_rows(database_engine, date_from=DAY1, date_to=DAY1)
+    assert [(r["vin"], r["rows_in"], r["dropped"], r["dropped_total"]) for r in rows] == [
+        (VIN, 11, {"duplicate": 1}, 1),
+        (VIN2, 3, {}, 0),
+    ]
+    assert (rows[0]["cleaned_at"], rows[1]["first_ts"]) == (when, at(8))
+    assert clean_quality_rows(database_engine, vins=[VIN2], date_from=DAY2) == []
