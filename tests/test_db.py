@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 
 from bibev.db import migrate
 from bibev.db.engine import make_engine, open_database
-from bibev.db.models import IngestCursor, Run, Vehicle
+from bibev.db.models import Base, IngestCursor, Run, Vehicle
 from bibev.errors import ConfigError, StorageError
 
-BIBEV_TABLES = {"vehicles", "ingest_cursors", "runs"}
+INITIAL_TABLES = {"vehicles", "ingest_cursors", "runs"}
+BIBEV_TABLES = set(Base.metadata.tables)
+HEAD = migrate.heads()[0]
+NEXT = f"{int(HEAD) + 1:04d}"
 VIN = "5YJ3E1EA7KF000001"
 
 
@@ -30,14 +33,16 @@ def tables(url: str) -> set[str]:
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert tables(database_url) == set()
-    assert migrate.upgrade(database_url) == ["0001"]
+    assert migrate.upgrade(database_url) == [HEAD]
     assert tables(database_url) == BIBEV_TABLES | {"alembic_version"}
     assert migrate.downgrade(database_url, "base") == []
     assert tables(database_url) == {"alembic_version"}
     assert migrate.current(database_url) == []
     assert migrate.upgrade(database_url, "0001") == ["0001"]
+    assert tables(database_url) == INITIAL_TABLES | {"alembic_version"}
+    assert migrate.upgrade(database_url) == [HEAD]
     assert tables(database_url) == BIBEV_TABLES | {"alembic_version"}
-    assert migrate.current(database_url) == migrate.heads() == ["0001"]
+    assert migrate.current(database_url) == migrate.heads() == [HEAD]
 
 
 def test_models_match_migrations(database_url: str) -> None:
@@ -132,7 +137,7 @@ def test_open_database_upgrades_a_fresh_file(tmp_path: Path) -> None:
     path = tmp_path / "data" / "bibev.db"
     engine = open_database(f"sqlite:///{path}")
     try:
-        assert migrate.current(engine) == ["0001"]
+        assert migrate.current(engine) == [HEAD]
         with engine.connect() as connection:
             assert connection.execute(select(Run)).all() == []
     finally:
@@ -142,7 +147,7 @@ def test_open_database_upgrades_a_fresh_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("version", "message"),
     [
-        (None, "database is at revision base (empty), head is 0001: run `bibev db upgrade`"),
+        (None, f"database is at revision base (empty), head is {HEAD}: run `bibev db upgrade`"),
         ("9999", "database is at revision 9999, which this bibev version does not know"),
     ],
 )
@@ -162,7 +167,7 @@ def test_open_database_refuses_a_database_not_at_head(
 
 
 def test_open_database_without_auto_upgrade(sqlite_database_url: str) -> None:
-    with pytest.raises(ConfigError, match="base \\(empty\\), head is 0001"):
+    with pytest.raises(ConfigError, match=f"base \\(empty\\), head is {HEAD}"):
         open_database(sqlite_database_url, upgrade_if_empty=False)
 
 
@@ -201,12 +206,12 @@ def migrations_copy(tmp_path: Path) -> Path:
 
 def test_revision_is_numbered_after_head(migrations_copy: Path) -> None:
     path = migrate.revision(None, "add segments", script_location=migrations_copy)
-    assert path == migrations_copy / "versions" / "0002_add_segments.py"
+    assert path == migrations_copy / "versions" / f"{NEXT}_add_segments.py"
     source = path.read_text()
-    assert "revision: str = '0002'" in source
-    assert "down_revision: str | Sequence[str] | None = '0001'" in source
-    assert migrate.heads(migrations_copy) == ["0002"]
-    assert migrate.heads() == ["0001"]
+    assert f"revision: str = '{NEXT}'" in source
+    assert f"down_revision: str | Sequence[str] | None = '{HEAD}'" in source
+    assert migrate.heads(migrations_copy) == [NEXT]
+    assert migrate.heads() == [HEAD]
 
 
 def test_autogenerate_writes_the_difference(
@@ -225,9 +230,8 @@ def test_autogenerate_writes_the_difference(
 def test_autogenerate_without_difference_writes_nothing(
     migrations_copy: Path, database_url: str
 ) -> None:
+    before = sorted(p.name for p in (migrations_copy / "versions").glob("*.py"))
     migrate.upgrade(database_url)
     with pytest.raises(ConfigError, match="models match the database"):
         migrate.revision(database_url, "nothing", True, script_location=migrations_copy)
-    assert sorted(p.name for p in (migrations_copy / "versions").glob("*.py")) == [
-        "0001_initial.py"
-    ]
+    assert sorted(p.name for p in (migrations_copy / "versions").glob("*.py")) == before

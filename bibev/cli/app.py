@@ -9,12 +9,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
+try:  # typer bundles its own click, whose errors are not the click package's
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer used the click package
+    from click import ClickException
+
 from bibev import __version__
+from bibev.cli import compact as compact_cmd
 from bibev.cli import config as config_cmd
-from bibev.cli import db, pending, providers, sim
+from bibev.cli import db, pending, providers, report, sim, transform
+from bibev.cli import stream as stream_cmd
 from bibev.cli.common import CliState, err, state
 from bibev.cli.logs import configure_logging
 from bibev.errors import BibevError
@@ -124,7 +130,13 @@ _RUNTIME = {"debug": False, "json": False}
 app.add_typer(providers.app)
 app.add_typer(db.app)
 app.add_typer(config_cmd.app)
+app.add_typer(transform.app)
+app.add_typer(report.app)
 app.command("sim", help=sim.sim.__doc__, epilog=getattr(sim, "EPILOG", None))(sim.sim)
+app.command("stream", help=stream_cmd.stream.__doc__, epilog=stream_cmd.EPILOG)(stream_cmd.stream)
+app.command("compact", help=compact_cmd.compact.__doc__, epilog=compact_cmd.EPILOG)(
+    compact_cmd.compact
+)
 pending.register(app)
 
 
@@ -133,12 +145,12 @@ def run(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="bibev", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show(file=sys.stderr)
         return 2 if exc.exit_code not in (0, 1) else exc.exit_code
-    except click.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
     except BibevError as exc:

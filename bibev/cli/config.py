@@ -11,7 +11,11 @@ from sqlalchemy.engine import make_url
 
 from bibev.cli.common import out, print_json, state
 
-app = typer.Typer(name="config", help="Show the resolved settings.", no_args_is_help=True)
+app = typer.Typer(
+    name="config",
+    help="Show the resolved settings.\n\nExample: bibev --root s3://bucket/x config show",
+    no_args_is_help=True,
+)
 
 MASK = "**********"
 

@@ -12,25 +12,9 @@ PENDING: dict[str, tuple[str, str]] = {
         "Pull data from a provider's API (or a delivery folder) into temp/.",
         "bibev ingest tesla --vin 5YJ3E1EA7KF000001 --since 2025-03-01",
     ),
-    "stream": (
-        "Consume Tesla Fleet Telemetry from Kafka into temp/, at least once.",
-        "bibev stream --bootstrap-servers kafka:9092 --topic tesla_V --group-id bibev",
-    ),
-    "compact": (
-        "Compact complete UTC days of temp/ into compressed/YYYY/MM/DD/{VIN}.parquet.",
-        "bibev compact --date 2025-03-01",
-    ),
-    "transform": (
-        "Clean compressed days into canonical series, then cut sessions (clean|segment|all).",
-        "bibev transform all --from 2025-03-01 --to 2025-03-07",
-    ),
     "segment": (
         "Cut clean series into charging, driving and idle sessions (same as transform segment).",
         "bibev segment --date 2025-03-01",
-    ),
-    "report": (
-        "Report state of health and fleet figures as a table, JSON, CSV, Parquet or HTML.",
-        "bibev report fleet --format html --output fleet.html",
     ),
     "demo": (
         "Run the whole pipeline on a simulated fleet with embedded defaults.",

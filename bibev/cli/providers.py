@@ -13,7 +13,8 @@ from bibev.providers.registry import ProviderEntry, Registry, describe_adapter, 
 
 app = typer.Typer(
     name="providers",
-    help="Provider adapters: the built-in ones and those of installed plugins.",
+    help="Provider adapters: the built-in ones and those of installed plugins.\n\n"
+    "Example: bibev providers list --json",
     no_args_is_help=True,
 )
 

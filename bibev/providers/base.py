@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-import httpx
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import httpx
 
 Value = float | int | str | bool | None
 
