@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bibev.cli.common import out, settings_from, storage_from
+from bibev.cli.common import out, print_json, settings_from, storage_from
 from bibev.cli.progress import progress_bar
+from bibev.errors import ConfigError
 from bibev.sim import SimConfig, SimSummary, default_start, simulate_fleet
 from bibev.sim.fleet import PROVIDERS
 from bibev.sim.wire import FORMATS
@@ -22,6 +23,13 @@ Provider = StrEnum("Provider", {p.replace("-", "_"): p for p in PROVIDERS})  # t
 Format = StrEnum(  # type: ignore[misc]
     "Format", {n.replace("-", "_"): n for n in sorted({name for _, name in FORMATS})}
 )
+
+
+class KafkaEncoding(StrEnum):
+    protobuf = "protobuf"
+    json = "json"
+
+
 EPILOG = (
     "Without --start the last simulated day is yesterday (UTC), so every day is complete. "
     "The same --seed writes byte-identical files. Formats: "
@@ -60,11 +68,25 @@ def sim(
             "--mess/--clean", help="Real-world mess, or exact sensors and clean delivery."
         ),
     ] = True,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            metavar="HOST:PORT",
+            help="Produce Tesla Fleet Telemetry records to this Kafka broker instead of temp/.",
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Kafka topic (with --kafka).")] = "tesla_V",
+    encoding: Annotated[
+        KafkaEncoding, typer.Option(help="Record values (with --kafka).")
+    ] = KafkaEncoding.protobuf,
 ) -> None:
     """Simulate an EV fleet: raw provider messages into temp/ and the true sessions and
     capacities into truth/ (under --root).
 
     Example: bibev --root ./bibev-data sim --vehicles 5 --days 3 --seed 1 --provider tesla
+
+    Example: bibev sim --vehicles 20 --kafka 127.0.0.1:9092 --topic tesla_V --encoding json
     """
     n_days = days or 1
     first = start.date() if start else default_start(n_days, datetime.now(UTC).date())
@@ -77,6 +99,9 @@ def sim(
         format=format_name.value if format_name else None,
         mess=mess,
     )
+    if kafka:
+        produce_to_kafka(config, kafka, topic, encoding.value)
+        return
     storage = storage_from(ctx)
     settings = settings_from(ctx)
     logger.info(
@@ -95,6 +120,30 @@ def sim(
         workers = settings.workers or 1
         summary = simulate_fleet(config, storage, on_progress=on_progress, workers=workers)
     out.print(summary_table(summary, storage.url))
+
+
+def produce_to_kafka(config: SimConfig, bootstrap: str, topic: str, encoding: str) -> None:
+    """Tesla Fleet Telemetry to Kafka, keyed by VIN with the real headers (for bibev stream)."""
+    if config.provider != "tesla":
+        raise ConfigError(
+            f"--kafka produces Tesla Fleet Telemetry: --provider {config.provider} cannot be used"
+        )
+    from bibev.sim.kafka import produce_fleet_telemetry
+
+    logger.info(
+        "producing %d vehicles × %d days to %s/%s", config.vehicles, config.days, bootstrap, topic
+    )
+    summary = produce_fleet_telemetry(
+        bootstrap,
+        topic=topic,
+        encoding=encoding,
+        vehicles=config.vehicles,
+        days=config.days,
+        seed=config.seed,
+        start=config.start,
+        mess=config.mess,
+    )
+    print_json(summary.as_dict())
 
 
 def summary_table(summary: SimSummary, root: str) -> Table:

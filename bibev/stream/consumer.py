@@ -1,0 +1,419 @@
+"""The ``bibev stream`` consumer: Kafka → per-VIN buffers → ``temp/``, at least once.
+
+Commit protocol (also in docs/stream.md): auto-commit and the automatic offset store are off.
+After each batch the consumer writes the batch's bad records to quarantine (durable), then
+marks the batch's offsets as done, flushes the buffers that are full or old (durable), and
+commits, synchronously, for each partition the offset after the last record such that every
+earlier record is written or quarantined (``StreamBuffers.committable``). On partition
+revocation it flushes the buffers holding that partition's records, commits, and forgets the
+partition; on SIGTERM/SIGINT it stops polling, flushes everything, commits and closes. A crash
+at any point loses nothing: what was not committed is read again (duplicates are allowed,
+compaction removes them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import stamina
+
+from bibev.errors import ConfigError, DataContractError, ProviderError
+from bibev.storage import Storage
+from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
+from bibev.stream.options import StreamOptions, kafka_config
+from bibev.stream.records import LineBuilder, quarantine_line
+from bibev.stream.sink import StreamSink
+from bibev.stream.stats import StatsSnapshot, StreamCounts, stats_line
+
+logger = logging.getLogger(__name__)
+kafka_logger = logging.getLogger("bibev.stream.kafka")
+
+# Broker-side errors worth logging at most this often (the client reports them in a loop).
+ERROR_LOG_EVERY = 30.0
+
+
+@dataclass
+class StreamResult:
+    """The outcome of one run: counts, and partitions left uncommitted (empty after a drain)."""
+
+    counts: StreamCounts
+    uncommitted: list[TopicPartition]
+
+
+def _kafka() -> Any:
+    try:
+        import confluent_kafka
+    except ImportError:
+        raise ConfigError("bibev stream needs confluent-kafka: install bibev[kafka]") from None
+    return confluent_kafka
+
+
+class StreamConsumer:
+    """One consumer process (or one in-process consumer in tests and benchmarks)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        options: StreamOptions,
+        *,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.on_progress = on_progress
+        self.buffers = StreamBuffers(options.buffer_size)
+        self.builder = LineBuilder(options.encoding)
+        self.sink = StreamSink(storage, workers=options.write_workers)
+        self.counts = StreamCounts()
+        self._consumer: Any = None
+        self._aborting = False
+        self._errors_logged: dict[int, float] = {}
+        self._fatal: Any = None
+        self._last_commit = 0.0
+        self._last_age_check = 0.0
+
+    # -- run ------------------------------------------------------------------------------
+
+    def run(self) -> StreamResult:
+        """Consume until stopped (signal, ``max_messages``, ``max_seconds``), then drain."""
+        kafka = _kafka()
+        config = kafka_config(self.options)
+        config.update(error_cb=self._on_error, logger=kafka_logger)
+        try:
+            self._consumer = kafka.Consumer(config)
+        except kafka.KafkaException as exc:
+            raise ConfigError(f"invalid Kafka consumer configuration: {exc}") from exc
+        try:
+            self._consumer.subscribe(
+                list(self.options.topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+        except kafka.KafkaException as exc:
+            self._consumer.close()
+            raise ConfigError(f"cannot subscribe to {self.options.topics}: {exc}") from exc
+        logger.info(
+            "consuming %s from %s as group %s",
+            ", ".join(self.options.topics),
+            self.options.bootstrap_servers,
+            self.options.group_id,
+        )
+        started = self.clock()
+        try:
+            self._loop(started)
+            uncommitted = self._drain()
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self.counts.seconds = self.clock() - started
+        return StreamResult(self.counts, uncommitted)
+
+    def _loop(self, started: float) -> None:
+        options = self.options
+        deadline = started + options.max_seconds if options.max_seconds else None
+        stats_at = started + options.stats_interval
+        previous = StatsSnapshot(started, 0, 0)
+        while not self.stop.is_set():
+            if self._fatal is not None:
+                raise ProviderError(f"Kafka client failed: {self._fatal.str()}")
+            wanted = options.batch_size
+            if options.max_messages is not None:
+                wanted = min(wanted, options.max_messages - self.counts.messages)
+                if wanted <= 0:
+                    break
+            now = self.clock()
+            timeout = options.poll_timeout
+            if deadline is not None:
+                if now >= deadline:
+                    break
+                timeout = max(0.0, min(timeout, deadline - now))
+            messages = self._consumer.consume(num_messages=wanted, timeout=timeout)
+            if messages:
+                if self.on_progress is not None:
+                    self.on_progress(self.counts.messages + len(messages))
+                self._process(messages)
+            self._housekeeping()
+            now = self.clock()
+            if now >= stats_at:
+                current = StatsSnapshot(now, self.counts.messages, self.counts.bytes)
+                self._log_stats(previous, current)
+                previous, stats_at = current, now + options.stats_interval
+
+    # -- records --------------------------------------------------------------------------
+
+    def _process(self, messages: Sequence[Any]) -> None:
+        """Buffer a batch; quarantine its bad records; then mark its offsets done."""
+        buffers, builder = self.buffers, self.builder
+        rejected: list[str] = []
+        done: dict[TopicPartition, int] = {}
+        first: dict[TopicPartition, int] = {}
+        now = self.clock()
+        now_ms = int(time.time() * 1000)
+        size = 0
+        count = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_message_error(error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            key, value, headers = message.key(), message.value(), message.headers()
+            ts_type, ts = message.timestamp()
+            if ts_type == 0 or ts < 0:  # TIMESTAMP_NOT_AVAILABLE
+                ts = now_ms
+            tp = (topic, partition)
+            try:
+                vin, day, line = builder.line(topic, partition, offset, key, headers, ts, value)
+            except DataContractError as exc:
+                rejected.append(
+                    quarantine_line(
+                        reason=str(exc),
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        key=key,
+                        headers=headers,
+                        timestamp_ms=ts,
+                        value=value,
+                        quarantined_at=datetime.now(UTC).isoformat(),
+                    )
+                )
+            else:
+                buffers.add(vin, day, line, tp, offset, now)
+            if tp not in first:
+                first[tp] = offset
+            done[tp] = offset
+            count += 1
+            size += len(value) if value else 0
+        self.counts.messages += count
+        self.counts.bytes += size
+        self._finish_batch(rejected, done, first)
+
+    def _finish_batch(
+        self,
+        rejected: list[str],
+        done: dict[TopicPartition, int],
+        first: dict[TopicPartition, int],
+    ) -> None:
+        """Quarantine (durably), then mark the batch's offsets done, then write full buffers:
+        in this order, so that a commit never covers a record that is not on storage."""
+        if rejected:
+            key = self.sink.write_quarantine(rejected)
+            self.counts.quarantined += len(rejected)
+            logger.warning("quarantined %d bad records in %s", len(rejected), key)
+        for tp, offset in done.items():
+            self.buffers.advance(tp, offset, first[tp])
+        if self.buffers.ready:
+            self._write(self.buffers.take_ready(), "full")
+
+    def _flush(self, vins: Sequence[str], why: str) -> None:
+        self._write(self.buffers.take(vins), why)
+
+    def _write(self, taken: list[VinBuffer], why: str) -> None:
+        if not taken:
+            return
+        written = self.sink.write_buffers(taken)
+        self.buffers.flushed(taken)
+        self.counts.flushes += len(taken)
+        self.counts.files += written.files
+        self.counts.written_bytes += written.bytes
+        self.counts.vins.update(buffer.vin for buffer in taken)
+        logger.debug("flushed %d buffers (%s): %d files", len(taken), why, written.files)
+
+    def _housekeeping(self, *, force_commit: bool = False) -> None:
+        now = self.clock()
+        if now - self._last_age_check >= 0.2:
+            self._last_age_check = now
+            aged = self.buffers.aged(now - self.options.flush_interval)
+            if aged:
+                self._flush(aged, "interval")
+        if self.buffers.buffered > self.options.max_buffered:
+            self._flush(self.buffers.oldest(self.options.max_buffered // 2), "memory")
+        if force_commit or now - self._last_commit >= self.options.commit_interval:
+            self._commit()
+
+    # -- offsets --------------------------------------------------------------------------
+
+    def _commit(self, tps: Sequence[TopicPartition] | None = None, attempts: int = 3) -> bool:
+        """Commit what is safe to commit; ``False`` when the broker refused (tried again later)."""
+        kafka = _kafka()
+        self._last_commit = self.clock()
+        offsets = self.buffers.to_commit(tps)
+        if not offsets:
+            return True
+        partitions = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+
+        def retriable(exc: Exception) -> bool:
+            return isinstance(exc, kafka.KafkaException) and exc.args[0].retriable()
+
+        try:
+            for attempt in stamina.retry_context(on=retriable, attempts=attempts, timeout=10.0):
+                with attempt:
+                    result = self._consumer.commit(offsets=partitions, asynchronous=False)
+        except kafka.KafkaException as exc:
+            logger.warning("commit failed, will try again: %s", exc.args[0].str())
+            return False
+        failed = {(r.topic, r.partition) for r in result or () if r.error is not None}
+        if failed:
+            logger.warning("commit refused for %s, will try again", sorted(failed))
+        self.buffers.mark_committed({tp: o for tp, o in offsets.items() if tp not in failed})
+        self.counts.commits += 1
+        logger.debug("committed %s", offsets)
+        return not failed
+
+    # -- rebalance and errors (called by the client inside consume() and close()) -------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        logger.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        if not self._aborting:
+            self._flush(self.buffers.holding(tps), "revoked")
+        self._commit(tps)
+        self.buffers.forget(tps)
+        logger.info("revoked %s", _names(partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        if not self._aborting:
+            self._flush(self.buffers.holding(tps), "lost")
+        self.buffers.forget(tps)
+        logger.warning("lost %s (another consumer reads them again)", _names(partitions))
+
+    def _on_error(self, error: Any) -> None:
+        if error.fatal():
+            self._fatal = error
+        now = self.clock()
+        if now - self._errors_logged.get(error.code(), -ERROR_LOG_EVERY) >= ERROR_LOG_EVERY:
+            self._errors_logged[error.code()] = now
+            logger.warning("Kafka: %s (retrying)", error.str())
+
+    def _on_message_error(self, error: Any) -> None:
+        kafka = _kafka()
+        if error.code() == kafka.KafkaError._PARTITION_EOF:
+            return
+        self._on_error(error)
+
+    # -- the end --------------------------------------------------------------------------
+
+    def _drain(self) -> list[TopicPartition]:
+        """Flush everything, commit, close (the SIGTERM path and the end of a batch run);
+        returns the partitions whose last records could not be committed."""
+        logger.info("draining: flushing %d buffered records", self.buffers.buffered)
+        self._write(self.buffers.take_all(), "drain")
+        if not self._commit(attempts=10):
+            logger.error("could not commit the last offsets; they will be read again")
+        uncommitted = self.buffers.uncommitted()
+        self._close()
+        self.sink.close()
+        return uncommitted
+
+    def _abort(self) -> None:
+        """After an error: commit only what is already durable, close, keep the error."""
+        if self._aborting:
+            return
+        self._aborting = True
+        try:
+            self._commit()
+        except Exception as exc:
+            logger.debug("commit after error failed: %s", exc)
+        self._close()
+        self.sink.close()
+
+    def _close(self) -> None:
+        try:
+            self._consumer.close()
+        except Exception as exc:
+            if self._aborting:
+                logger.debug("closing the consumer failed: %s", exc)
+            else:
+                raise
+
+    def _log_stats(self, previous: StatsSnapshot, current: StatsSnapshot) -> None:
+        logger.info(
+            "%s",
+            stats_line(
+                previous,
+                current,
+                buffered=self.buffers.buffered,
+                vins=self.buffers.vins,
+                lag=self._lag(),
+                counts=self.counts,
+            ),
+        )
+
+    def _lag(self) -> dict[TopicPartition, int | None]:
+        lag: dict[TopicPartition, int | None] = {}
+        try:
+            assigned = self._consumer.assignment()
+        except Exception:
+            return lag
+        for partition in assigned:
+            tp = (partition.topic, partition.partition)
+            try:
+                _low, high = self._consumer.get_watermark_offsets(partition, cached=True)
+                done = self.buffers.done.get(tp)
+                position = done + 1 if done is not None else None
+                if position is None:
+                    position = self._consumer.position([partition])[0].offset
+            except Exception:
+                high = position = -1
+            known = high is not None and high >= 0 and position is not None and position >= 0
+            lag[tp] = max(0, high - position) if known else None
+        return lag
+
+
+def _names(partitions: list[Any]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (the consumer then drains) instead of killing the
+    process; the previous handlers come back afterwards. Only the main thread can do this."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            logger.warning("%s again: already draining", name)
+        else:
+            logger.info("%s: stopping, draining buffers", name)
+            stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_stream(
+    storage: Storage,
+    options: StreamOptions,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> StreamResult:
+    """Consume ``options.topics`` into ``temp/`` until ``stop`` is set or a limit is reached,
+    then drain (see the module docstring). ``on_progress(received)`` is called as each batch
+    arrives, with the number of records received so far."""
+    return StreamConsumer(storage, options, stop=stop, on_progress=on_progress).run()

@@ -1,0 +1,88 @@
+"""Durable writes of the consumer: buffers to ``temp/``, bad records to ``quarantine/stream/``.
+
+Every write goes through ``Storage.write_bytes`` (atomic and durable when it returns) and is
+retried with backoff while the storage root fails (a network blip, S3 throttling). A write that
+still fails raises ``StorageError``: the consumer then stops without committing what it could
+not write, so nothing is lost; the records are read again on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from typing import NamedTuple
+
+import stamina
+
+from bibev.errors import StorageError
+from bibev.storage import Storage
+from bibev.stream.buffers import VinBuffer
+
+logger = logging.getLogger(__name__)
+
+STAGE = "stream"
+
+
+class Written(NamedTuple):
+    files: int
+    bytes: int
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StreamSink:
+    """Writes for one consumer; ``workers`` files are written at once (S3 latency adds up)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        workers: int = 4,
+        attempts: int = 8,
+        timeout: float = 120.0,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.storage = storage
+        self.attempts = attempts
+        self.timeout = timeout
+        self.now = now
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bibev-stream")
+
+    def _write(self, key: str, data: bytes) -> int:
+        for attempt in stamina.retry_context(
+            on=StorageError, attempts=self.attempts, timeout=self.timeout
+        ):
+            with attempt:
+                if attempt.num > 1:
+                    logger.warning("retrying write of %s (attempt %d)", key, attempt.num)
+                self.storage.write_bytes(key, data)
+        return len(data)
+
+    def write_buffers(self, buffers: Iterable[VinBuffer]) -> Written:
+        """One ``temp/{VIN}/{day}/…jsonl`` per buffer and day; returns files and bytes."""
+        files = []
+        for buffer in buffers:
+            for day, lines in buffer.days.items():
+                key = self.storage.temp_key(buffer.vin, date.fromisoformat(day))
+                files.append((key, ("\n".join(lines) + "\n").encode("utf-8")))
+        if len(files) == 1:
+            sizes = [self._write(*files[0])]
+        else:
+            sizes = list(self._pool.map(lambda item: self._write(*item), files))
+        return Written(len(files), sum(sizes))
+
+    def write_quarantine(self, lines: list[str]) -> str:
+        """One ``quarantine/stream/YYYY/MM/DD/…jsonl`` with these records; returns its key."""
+        now = self.now()
+        name = f"{now:%H%M%S%f}-{uuid.uuid4().hex}.jsonl"
+        key = self.storage.quarantine_key(STAGE, now.date(), name)
+        self._write(key, ("\n".join(lines) + "\n").encode("utf-8"))
+        return key
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

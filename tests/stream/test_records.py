@@ -1,0 +1,160 @@
+"""A Kafka record becomes one temp/ line with its envelope, or a reason to quarantine it."""
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from bibev.errors import DataContractError
+from bibev.providers.tesla import encode_payload, payload_to_protojson
+from bibev.providers.tesla import vehicle_data_pb2 as pb
+from bibev.stream.records import (
+    LineBuilder,
+    decode_payload,
+    headers_text,
+    quarantine_line,
+    received_at_text,
+)
+
+VIN = "5YJ3E1EA7KF000001"
+OTHER = "5YJ3E1EA7KF000002"
+T0 = datetime(2025, 3, 1, 23, 59, 59, 500000, tzinfo=UTC)
+DATA = [("Soc", 71.2), ("Gear", "ShiftStateD"), ("Location", (48.1, 11.5))]
+PROTOBUF = encode_payload(VIN, T0, DATA)
+PROTOJSON = json.dumps(payload_to_protojson(PROTOBUF)).encode()
+OUT_OF_RANGE = pb.Payload(vin=VIN, created_at={"seconds": -(10**12)}).SerializeToString()
+HEADERS = [("vin", VIN.encode()), ("receivedat", b"1740873599600"), ("txtype", b"V")]
+
+
+VIN_KEY = VIN.encode()
+
+
+def build(value, *, key=VIN_KEY, headers=HEADERS, encoding="auto", ts=1740873599600):
+    vin, day, line = LineBuilder(encoding).line("tesla_V", 3, 81723, key, headers, ts, value)
+    return vin, day, json.loads(line)
+
+
+@pytest.mark.parametrize("value", [PROTOBUF, PROTOJSON])
+def test_a_line_carries_the_envelope_and_the_payload_as_protojson(value):
+    vin, day, doc = build(value)
+    assert (vin, day) == (VIN, "2025-03-01")
+    assert doc == {
+        "provider": "tesla",
+        "format": "fleet-telemetry-json",
+        "vin": VIN,
+        "received_at": "2025-03-01T23:59:59.600000+00:00",
+        "source": {
+            "topic": "tesla_V",
+            "partition": 3,
+            "offset": 81723,
+            "key": VIN,
+            "headers": {"vin": VIN, "receivedat": "1740873599600", "txtype": "V"},
+        },
+        "payload": payload_to_protojson(PROTOBUF),
+    }
+
+
+def test_protojson_is_stored_as_sent_on_one_line():
+    pretty = json.dumps(payload_to_protojson(PROTOBUF), indent=2).encode()
+    _, _, line = LineBuilder().line("t", 0, 0, None, None, 0, pretty)
+    assert "\n" not in line
+    assert json.loads(line)["payload"] == json.loads(pretty)
+    assert json.loads(line)["source"]["key"] is None
+
+
+def test_a_protobuf_starting_like_json_is_still_read_as_protobuf():
+    # A first datum of 123 bytes makes the record start with "\n{".
+    raw = encode_payload(VIN, T0, [("Soc", "x" * 117)])
+    assert raw[:2] == b"\n{"
+    assert decode_payload(raw)[2] == json.dumps(payload_to_protojson(raw), separators=(",", ":"))
+
+
+def test_the_day_is_the_utc_day_of_the_payload_time():
+    doc = payload_to_protojson(PROTOBUF)
+    doc["createdAt"] = "2025-03-02T00:30:00+02:00"  # 22:30 UTC the day before
+    assert decode_payload(json.dumps(doc).encode())[1] == "2025-03-01"
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "headers", "encoding", "reason"),
+    [
+        (None, VIN.encode(), HEADERS, "auto", "empty record value"),
+        (b"", VIN.encode(), HEADERS, "auto", "empty record value"),
+        (b"\xff\xff\xff\xff", VIN.encode(), HEADERS, "auto", "unreadable protobuf"),
+        (b'{"vin": "5YJ3E1EA7KF000001"', VIN.encode(), HEADERS, "auto", "not JSON"),
+        (b"[1, 2]", VIN.encode(), HEADERS, "json", "not a JSON object"),
+        (b"[1, 2]", VIN.encode(), HEADERS, "auto", "unreadable protobuf"),
+        (b'{"vin": "%s", "data": []}' % VIN.encode(), None, None, "auto", "no createdAt"),
+        (encode_payload("", T0, DATA), None, None, "auto", "invalid or missing VIN"),
+        (encode_payload("5YJ3E1EA7KF00000I", T0, DATA), None, None, "auto", "invalid"),
+        (encode_payload("../../etc/passwd", T0, DATA), None, None, "auto", "invalid"),
+        (PROTOBUF, OTHER.encode(), HEADERS, "auto", "record key does not match"),
+        (PROTOBUF, VIN.encode(), [("vin", OTHER.encode())], "auto", "vin header does not"),
+        (PROTOBUF, VIN.encode(), HEADERS, "json", "not JSON"),
+        (PROTOJSON, VIN.encode(), HEADERS, "protobuf", "unreadable protobuf"),
+        (OUT_OF_RANGE, None, None, "auto", "unreadable protobuf"),
+    ],
+)
+def test_bad_records_are_refused_with_a_reason(value, key, headers, encoding, reason):
+    with pytest.raises(DataContractError, match=reason):
+        build(value, key=key, headers=headers, encoding=encoding)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, {}),
+        ([], {}),
+        ([("a", b"1"), ("b", None)], {"a": "1", "b": None}),
+        ([("a", b"1"), ("a", b"2")], {"a": "2"}),
+        (
+            [("quote", b'say "hi"\\'), ("utf8", "é✓".encode())],
+            {"quote": 'say "hi"\\', "utf8": "é✓"},
+        ),
+        ([("bad", b"\xff")], {"bad": "\ufffd"}),
+    ],
+)
+def test_headers_become_a_json_object(headers, expected):
+    assert json.loads(headers_text(headers)) == expected
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (0, "1970-01-01T00:00:00.000000+00:00"),
+        (1740873599600, "2025-03-01T23:59:59.600000+00:00"),
+        (1740873600000, "2025-03-02T00:00:00.000000+00:00"),
+    ],
+)
+def test_received_at_is_the_record_timestamp_in_utc(ms, text):
+    assert received_at_text(ms) == text
+    assert datetime.fromisoformat(text).timestamp() * 1000 == ms
+
+
+def test_a_quarantine_line_keeps_the_raw_bytes_and_where_they_came_from():
+    raw = b"\x00\xffnot a payload"
+    line = quarantine_line(
+        reason="unreadable",
+        topic="tesla_V",
+        partition=2,
+        offset=17,
+        key=b"\xfe",
+        headers=HEADERS,
+        timestamp_ms=5,
+        value=raw,
+        quarantined_at="2025-03-01T00:00:00+00:00",
+    )
+    doc = json.loads(line)
+    assert base64.b64decode(doc["value_base64"]) == raw
+    assert base64.b64decode(doc["source"]["key_base64"]) == b"\xfe"
+    assert doc["source"] | {"key": None, "key_base64": None} == {
+        "topic": "tesla_V",
+        "partition": 2,
+        "offset": 17,
+        "key": None,
+        "key_base64": None,
+        "headers": {"vin": VIN, "receivedat": "1740873599600", "txtype": "V"},
+        "timestamp_ms": 5,
+    }
+    assert (doc["stage"], doc["reason"]) == ("stream", "unreadable")
