@@ -65,6 +65,21 @@ class Holder:
         except (ValueError, KeyError, TypeError):
             return cls(name, "unknown host", -1, modified, "")
 
+    def is_gone(self) -> bool:
+        """Whether the holder was a process on this host that no longer runs (it crashed):
+        its lock can be taken over at once instead of waiting until it is stale."""
+        if os.name != "posix" or self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        if self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
+
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"host {self.host}, pid {self.pid}, since {since}"
@@ -289,9 +304,11 @@ def acquire(
             continue  # released between our create and read: try again at once
         holder = Holder.parse(current.data, name, current.modified)
         age = clock() - holder.since
-        if age > stale_after:
+        gone = holder.is_gone()
+        if age > stale_after or gone:
             logger.warning(
-                "breaking stale lock %r (%s; %.0f s old, stale after %.0f s)",
+                "breaking %s lock %r (%s; %.0f s old, stale after %.0f s)",
+                "a crashed process's" if gone else "stale",
                 name,
                 holder.describe(),
                 age,

@@ -370,6 +370,31 @@ def test_a_stale_lock_is_broken_with_a_warning(
     assert storage.fs.find(storage.fs_path("_locks")) == []
 
 
+def hold_lock_and_die(storage: Storage, name: str) -> None:
+    held = storage.lock(name)  # keep a reference: a collected generator would release it
+    held.__enter__()
+    os._exit(0)  # dies holding the lock, as a killed run would
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over_at_once(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    child = multiprocessing.get_context("spawn").Process(
+        target=hold_lock_and_die, args=(storage, "compact/2024-05-03")
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert len(storage.fs.find(storage.fs_path("_locks"))) == 1
+    with (
+        caplog.at_level(logging.WARNING, logger="bibev._locks"),
+        storage.lock("compact/2024-05-03", stale_after=3600),
+    ):
+        assert "breaking a crashed process's lock 'compact/2024-05-03'" in caplog.text
+        assert f"pid {child.pid}" in caplog.text
+    assert storage.fs.find(storage.fs_path("_locks")) == []
+
+
 def race_for_lock(storage: Storage, names: list[str], stale_after: float, barrier, results) -> None:
     for name in names:
         barrier.wait(60)
