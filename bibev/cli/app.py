@@ -20,6 +20,7 @@ from bibev import __version__
 from bibev.cli import compact as compact_cmd
 from bibev.cli import config as config_cmd
 from bibev.cli import db, pending, providers, report, sim, transform
+from bibev.cli import segment as segment_cmd
 from bibev.cli import stream as stream_cmd
 from bibev.cli.common import CliState, err, state
 from bibev.cli.logs import configure_logging
@@ -134,8 +135,9 @@ app.add_typer(transform.app)
 app.add_typer(report.app)
 app.command("sim", help=sim.sim.__doc__, epilog=getattr(sim, "EPILOG", None))(sim.sim)
 app.command("stream", help=stream_cmd.stream.__doc__, epilog=stream_cmd.EPILOG)(stream_cmd.stream)
-app.command("compact", help=compact_cmd.compact.__doc__, epilog=compact_cmd.EPILOG)(
-    compact_cmd.compact
+app.command("compact", help=compact_cmd.HELP, epilog=compact_cmd.EPILOG)(compact_cmd.compact)
+app.command("segment", help=segment_cmd.segment_cmd.__doc__, epilog=segment_cmd.SEGMENT_EPILOG)(
+    segment_cmd.segment_cmd
 )
 pending.register(app)
 

@@ -128,3 +128,4 @@ class Run(Base):
 
 
 from bibev.db.quality import CleanQuality as CleanQuality  # noqa: E402
+from bibev.db.segments import Segment as Segment  # noqa: E402

@@ -1,0 +1,153 @@
+"""The segmentation of one vehicle, end to end: clean rows → sessions with features.
+
+``segment_series`` cuts a whole series (any span); ``segment_day`` keeps the sessions that start
+on one UTC day, which is how a (VIN, day) partition is written: its input is the day with the
+days around it (``run.py``), so a session crossing midnight is seen whole and belongs to the
+day it starts on. Sessions tile the series from its first row to its last: idle is everything
+between the charging and driving sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, time, timedelta
+
+import polars as pl
+
+from bibev.pipeline.segment.features import SEGMENT_SCHEMA, session_features
+from bibev.pipeline.segment.offline import extend_runs, offline_sessions, read_gaps
+from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
+from bibev.pipeline.segment.rules import IDLE, label_rows
+from bibev.pipeline.segment.sessions import session_runs, settle
+
+_ACTIVE = (
+    "state",
+    "start",
+    "end",
+    "offline",
+    "bridged_gap",
+    "estimated_start",
+    "estimated_end",
+    "charger_hint",
+    "energy_hint",
+    "provider_n",
+    "physics_n",
+)
+
+
+def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
+    """Labelled rows → the charging and driving sessions, observed and offline, in time order
+    and never overlapping (a later session starts no earlier than the one before ends)."""
+    runs = session_runs(rows, params)
+    gaps = settle(read_gaps(runs, params))
+    observed = (
+        extend_runs(runs, gaps)
+        .filter(pl.col("state") != IDLE)
+        .select(
+            "state",
+            "start",
+            "end",
+            offline=pl.lit(False),
+            bridged_gap=pl.col("bridged"),
+            estimated_start=pl.col("estimated_start"),
+            estimated_end=pl.col("estimated_end"),
+            charger_hint=pl.when(pl.col("kind_dc")).then(pl.lit("dc")),
+            energy_hint=pl.lit(None, pl.Float64),
+            provider_n=pl.col("provider_n"),
+            physics_n=pl.col("physics_n"),
+        )
+    )
+    hidden = offline_sessions(gaps, params).select(
+        "state",
+        "start",
+        "end",
+        offline=pl.lit(True),
+        bridged_gap=pl.lit(False),
+        estimated_start=pl.lit(True),
+        estimated_end=pl.lit(True),
+        charger_hint=pl.col("charger_hint"),
+        energy_hint=pl.col("energy_hint"),
+        provider_n=pl.lit(0, pl.Int32),
+        physics_n=pl.lit(0, pl.Int32),
+    )
+    ordered = pl.concat([observed, hidden], how="vertical_relaxed").sort("start", "end")
+    floor = pl.col("end").shift(1).cum_max()
+    return settle(
+        ordered.with_columns(start=pl.max_horizontal("start", floor)).filter(
+            pl.col("end") > pl.col("start")
+        )
+    )
+
+
+def with_idle(active: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """``active`` plus the idle sessions between them, from the first row to the last; the
+    sessions at either end are flagged ``open_start``/``open_end`` (cut by the data)."""
+    bounds = rows.select(first=pl.col("ts").min(), last=pl.col("ts").max())
+    sentinel = bounds.select(state=pl.lit(-1, pl.Int8), start=pl.col("last"), end=pl.col("last"))
+    edges = (
+        pl.concat([active.select("state", "start", "end"), sentinel], how="vertical_relaxed")
+        .join(bounds, how="cross")
+        .sort("start", "end")
+    )
+    idle = (
+        edges.with_columns(idle_start=pl.col("end").shift(1).fill_null(pl.col("first")))
+        .filter(pl.col("start") > pl.col("idle_start"))
+        .select(state=pl.lit(IDLE, pl.Int8), start=pl.col("idle_start"), end=pl.col("start"))
+    )
+    return (
+        pl.concat([active, idle], how="diagonal_relaxed")
+        .join(bounds, how="cross")
+        .with_columns(
+            open_start=pl.col("start") <= pl.col("first"),
+            open_end=pl.col("end") >= pl.col("last"),
+        )
+        .drop("first", "last")
+        .sort("start")
+    )
+
+
+def segment_series(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
+    """One vehicle's clean rows (``bibev.schema.CLEAN_SCHEMA``, any order) → its sessions with
+    their features (``SEGMENT_SCHEMA`` without ``segment_id`` and ``day``)."""
+    labelled = label_rows(clean, params).collect()
+    if labelled.height == 0:
+        return pl.LazyFrame(
+            schema={k: v for k, v in SEGMENT_SCHEMA.items() if k not in ("segment_id", "day")}
+        )
+    rows = labelled.lazy()
+    sessions = settle(with_idle(active_sessions(rows, params), rows))
+    return session_features(sessions, rows, params)
+
+
+def segment_id(vin: str, kind: str, start: datetime) -> str:
+    """A stable id: the same session always gets the same id, whatever the run."""
+    text = f"{vin}|{kind}|{start.isoformat()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def sessions_of_day(sessions: pl.LazyFrame, day: date) -> pl.LazyFrame:
+    """The sessions that start on ``day`` (UTC), with ``day`` and ``segment_id``."""
+    lo, hi = day_bounds(day)
+    ids = pl.struct("vin", "kind", "start").map_elements(
+        lambda s: segment_id(s["vin"], s["kind"], s["start"]), return_dtype=pl.String
+    )
+    return (
+        sessions.filter((pl.col("start") >= lo) & (pl.col("start") < hi))
+        .with_columns(kind=pl.col("kind").cast(pl.String))
+        .with_columns(segment_id=ids, day=pl.lit(day, pl.Date))
+        .select([pl.col(name).cast(dtype) for name, dtype in SEGMENT_SCHEMA.items()])
+    )
+
+
+def segment_day(
+    clean: pl.LazyFrame, day: date, params: SegmentParams = DEFAULT_PARAMS
+) -> pl.LazyFrame:
+    """The sessions of one vehicle that start on ``day``; ``clean`` should hold the days
+    around it too (at least the day before and the day after) so that sessions crossing
+    midnight are seen whole."""
+    return sessions_of_day(segment_series(clean, params), day)

@@ -1,0 +1,253 @@
+"""Row rules: what each instant of one vehicle's clean series says the car was doing.
+
+Clean rows are sparse (a provider sends a signal when it changes), so each signal is carried
+forward to the following rows, but never across a telemetry gap (``gap_s``): after a gap the
+car has woken up and re-sent its state. Two kinds of evidence are read at every row:
+
+- the provider's own state: ``gear`` in D/R/N means driving, ``charging_state == charging``
+  means charging (``unknown`` or missing says nothing);
+- the physics: a speed above ``moving_speed_kmh`` (reported, or derived from positions or
+  odometer readings when the provider sends no speed) means moving, a charging power above
+  ``charging_power_kw`` means charging.
+
+A row is *driving* when either says so, else *charging* when either says so, else *idle*: the
+physics fills in a missing state and overrides a stale one (a parked gear carried into a drive,
+a charge the state never announced). The session rules (``sessions.py``) then remove what one
+wrong row cannot decide alone: blips, stops at traffic lights, charges with no physics at all.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
+
+IDLE, DRIVING, CHARGING = 0, 1, 2
+KINDS = ("idle", "driving", "charging")
+_DRIVE_GEARS = ("D", "R", "N")
+_KM_PER_DEG = 111.2
+_US = 1_000_000.0
+
+#: Clean columns segmentation reads (the others are not loaded).
+INPUT_COLUMNS = (
+    "vin",
+    "ts",
+    "soc_pct",
+    "odometer_km",
+    "speed_kmh",
+    "gear",
+    "charging_state",
+    "charger_kind",
+    "charging_power_kw",
+    "energy_added_kwh",
+    "pack_voltage_v",
+    "pack_current_a",
+    "energy_remaining_kwh",
+    "battery_temp_min_c",
+    "battery_temp_max_c",
+    "latitude",
+    "longitude",
+)
+
+
+def seconds(expr: pl.Expr) -> pl.Expr:
+    """A duration expression in seconds (float)."""
+    return expr.dt.total_microseconds().cast(pl.Float64) / _US
+
+
+def fresh(name: str) -> pl.Expr:
+    """Whether the row reports ``name`` anew: a value that differs from the row before (clean
+    series carry values forward, so an unchanged value says nothing new)."""
+    value = pl.col(name)
+    return value.is_not_null() & (value != value.shift(1)).fill_null(True)
+
+
+def in_period(expr: pl.Expr, *, backward: bool = False) -> pl.Expr:
+    """``expr`` filled forward (or backward) within each period only. Periods are contiguous
+    runs of rows, so this is a plain fill masked where the value came from another period
+    (much cheaper than a window over the periods)."""
+    period = pl.col("period")
+    source = pl.when(expr.is_not_null()).then(period)
+    if backward:
+        return pl.when(source.backward_fill() == period).then(expr.backward_fill())
+    return pl.when(source.forward_fill() == period).then(expr.forward_fill())
+
+
+def previous_in_period(expr: pl.Expr) -> pl.Expr:
+    """``expr`` at the row before, within the period (null on a period's first row)."""
+    return pl.when(pl.col("period") == pl.col("period").shift(1)).then(expr.shift(1))
+
+
+def _carried(name: str) -> pl.Expr:
+    """The last value of ``name`` seen in the row's period (null before the first one)."""
+    return in_period(pl.col(name))
+
+
+def _steps(params: SegmentParams) -> list[pl.Expr]:
+    """Per row: the time since the row before (``dt``), whether it reports a new position fix
+    (``fix``) or odometer reading (``reading``), and the straight distance from the previous
+    row's position (``step_km``)."""
+    lat0, lon0 = previous_in_period(pl.col("lat")), previous_in_period(pl.col("lon"))
+    dy = (pl.col("lat") - lat0) * _KM_PER_DEG
+    dx = (pl.col("lon") - lon0) * _KM_PER_DEG * (pl.col("lat") * 3.141592653589793 / 180).cos()
+    fix = (fresh("latitude") | fresh("longitude")) & pl.col("lat").is_not_null()
+    return [
+        seconds(pl.col("ts") - previous_in_period(pl.col("ts"))).alias("dt"),
+        fix.alias("fix"),
+        fresh("odometer_km").alias("reading"),
+        (dx.pow(2) + dy.pow(2)).sqrt().alias("step_km"),
+        (pl.col("odo_read") - previous_in_period(pl.col("odo_read"))).abs().alias("odo_step"),
+    ]
+
+
+def _travel(params: SegmentParams) -> pl.Expr:
+    """Distance travelled since the first row: speed × time, else the steps between fixes."""
+    by_speed = previous_in_period(pl.col("speed")) * pl.col("dt") / 3600.0
+    moved = pl.col("fix") & (pl.col("step_km") * 1000.0 >= params.min_move_m)
+    by_position = pl.when(moved).then(pl.col("step_km"))
+    return pl.coalesce(by_speed, by_position, pl.lit(0.0)).cum_sum()
+
+
+def _derived_speed(flag: str, distance: str, name: str, params: SegmentParams) -> list[pl.Expr]:
+    """Steps computing ``name``: km/h between consecutive readings (rows where ``flag``) of
+    one period, given at every row of the interval the reading closes; null when readings are
+    too far apart to tell (more than ``max_fix_interval_s``, or than ``gap_intervals``
+    typical intervals of a polled series)."""
+    present = pl.col(flag)
+    longest = pl.max_horizontal(
+        pl.lit(params.max_fix_interval_s), pl.col("typical_s") * params.gap_intervals
+    )
+    dt = seconds(pl.col("ts") - pl.col("_since"))
+    moved = pl.col(distance) * 1000.0 >= params.min_move_m
+    # NaN marks a reading that cannot tell, so that it is not filled from a later reading.
+    speed = pl.when(present).then(
+        pl.when((dt > 0) & (dt <= longest))
+        .then(pl.when(moved).then(pl.col(distance) / dt * 3600.0).otherwise(0.0))
+        .otherwise(float("nan"))
+    )
+    return [
+        previous_in_period(pl.when(present).then(pl.col("ts"))).alias("_since"),
+        in_period(pl.col("_since")).alias("_since"),
+        speed.alias("_speed"),
+        in_period(pl.col("_speed"), backward=True).fill_nan(None).alias(name),
+    ]
+
+
+def _dead_reckoning() -> list[list[pl.Expr]]:
+    """The odometer at every row, from the readings and the distance travelled since.
+
+    Providers read the odometer seldom (once an hour for some), so the last reading before a
+    gap can be far behind the car. ``travel`` adds up the distance between rows (speed × time,
+    else the straight steps between position fixes, which fall short of the road); ``odo`` is
+    the last reading plus the travel since (``since_reading``), ``odo_next`` the next reading
+    of the same period minus the travel until it (``until_reading``)."""
+    reading, travel = pl.col("reading"), pl.col("travel")
+    return [
+        [
+            pl.when(reading).then(travel).alias("_read_travel"),
+            pl.when(reading).then(pl.col("odometer_km")).alias("_read_value"),
+        ],
+        [
+            (travel - pl.col("_read_travel").forward_fill()).alias("since_reading"),
+            (in_period(pl.col("_read_travel"), backward=True) - travel).alias("until_reading"),
+            in_period(pl.col("_read_value"), backward=True).alias("_next_value"),
+        ],
+        [
+            (pl.col("odo_read") + pl.col("since_reading")).alias("odo"),
+            (pl.col("_next_value") - pl.col("until_reading")).alias("odo_next"),
+        ],
+    ]
+
+
+def _energy_step() -> pl.Expr:
+    """Increase of the per-session energy counter since the previous row (a reset counts from
+    zero: the first value after it is all new energy); nothing across a telemetry gap."""
+    step = pl.col("energy") - pl.col("energy").shift(1)
+    after_gap = pl.col("period") != pl.col("period").shift(1)
+    increase = pl.when(step >= 0).then(step).otherwise(pl.col("energy"))
+    return pl.when(after_gap).then(0.0).otherwise(increase).fill_null(0.0)
+
+
+def _staged(frame: pl.LazyFrame, stages: list[list[pl.Expr]]) -> pl.LazyFrame:
+    for stage in stages:
+        frame = frame.with_columns(stage)
+    return frame
+
+
+def carried_signals(clean: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
+    """Rows sorted by time with ``period`` (telemetry gaps), every signal carried forward, the
+    dead-reckoned odometer (``odo``, ``odo_next``) and its resolution (``odo_step_km``: 1 km
+    on a day when every reading was a whole number). A gap is a silence longer than
+    ``gap_s`` and than ``gap_intervals`` typical intervals between rows (a provider polled
+    every 15 minutes is not silent between two polls)."""
+    step = seconds(pl.col("ts").diff())
+    # The typical interval of each UTC day, so that a row's threshold does not depend on how
+    # many days around it were loaded.
+    typical = step.median().over(pl.col("ts").dt.date()).fill_null(0.0)
+    gap = step > pl.max_horizontal(pl.lit(params.gap_s), pl.col("typical_s") * params.gap_intervals)
+    carried = [
+        pl.col("soc_pct").forward_fill().alias("soc"),
+        pl.col("odometer_km").forward_fill().alias("odo_read"),
+        pl.col("energy_added_kwh").forward_fill().alias("energy"),
+        _carried("speed_kmh").alias("speed"),
+        _carried("gear").alias("gear_now"),
+        _carried("charging_state").alias("state_now"),
+        _carried("charger_kind").alias("kind_now"),
+        _carried("charging_power_kw").alias("power"),
+        _carried("latitude").alias("lat"),
+        _carried("longitude").alias("lon"),
+    ]
+    whole = (pl.col("odometer_km") % 1.0 == 0.0).all().over(pl.col("ts").dt.date())
+    stages = [
+        [typical.alias("typical_s"), pl.when(whole).then(1.0).otherwise(0.0).alias("odo_step_km")],
+        [gap.fill_null(False).cast(pl.Int32).cum_sum().alias("period")],
+        carried,
+        _steps(params),
+        [_travel(params).alias("travel"), _energy_step().alias("e_step")],
+        *_dead_reckoning(),
+    ]
+    return _staged(clean.select(INPUT_COLUMNS).sort("ts"), stages)
+
+
+def movement(frame: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
+    """``frame`` with ``moving``: whether the car moves at each row, from the reported speed
+    first, then the positions, then the odometer (null when none of them can tell)."""
+    by_position = _derived_speed("fix", "step_km", "by_position", params)
+    by_odometer = _derived_speed("reading", "odo_step", "by_odometer", params)
+    stages = [[expr] for expr in by_position] + [[expr] for expr in by_odometer]
+    threshold = params.moving_speed_kmh
+    moving = pl.coalesce(
+        pl.col("speed") > threshold,
+        pl.col("by_position") > threshold,
+        pl.col("by_odometer") > threshold,
+    )
+    return _staged(frame, [*stages, [moving.alias("moving")]]).drop("_since", "_speed")
+
+
+def label_rows(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
+    """One vehicle's clean rows → the same rows, sorted, with ``period``, carried signals,
+    the evidence (``moving``, ``by_gear``, ``by_state``, ``by_power``) and ``state``
+    (``IDLE``/``DRIVING``/``CHARGING``), plus ``by_provider``/``by_physics``: which evidence
+    made the row's state."""
+    state_known = pl.col("state_now").is_not_null() & (pl.col("state_now") != "unknown")
+    lf = movement(carried_signals(clean, params), params).with_columns(
+        by_gear=pl.col("gear_now").cast(pl.String).is_in(_DRIVE_GEARS),
+        by_state=pl.when(state_known).then(pl.col("state_now") == "charging"),
+        by_power=pl.col("power") > params.charging_power_kw,
+    )
+    driving = pl.col("by_gear").fill_null(False) | pl.col("moving").fill_null(False)
+    charging = pl.col("by_state").fill_null(False) | pl.col("by_power").fill_null(False)
+    return lf.with_columns(
+        state=pl.when(driving)
+        .then(pl.lit(DRIVING))
+        .when(charging)
+        .then(pl.lit(CHARGING))
+        .otherwise(pl.lit(IDLE))
+        .cast(pl.Int8),
+        by_provider=pl.when(driving)
+        .then(pl.col("by_gear").fill_null(False))
+        .otherwise(charging & pl.col("by_state").fill_null(False)),
+        by_physics=pl.when(driving)
+        .then(pl.col("moving").fill_null(False))
+        .otherwise(charging & pl.col("by_power").fill_null(False)),
+    )

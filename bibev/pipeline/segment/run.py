@@ -1,0 +1,266 @@
+"""``run_segment``: which (VIN, day) partitions to segment, and running them.
+
+A partition reads the clean files of its day and of the days before and after it, cuts the
+sessions that start on its day (``segment_day``) and writes ``segments/YYYY/MM/DD/{VIN}.parquet``
+(only when its bytes change). The output depends on those three clean files only, so days can
+be segmented in any order, in parallel, and again, with the same result.
+
+A session still open at the end of the data (``open_end``: the next day was not there yet) is
+completed when the next day is segmented: selecting a day also selects the day before it when
+that day's last session is open, so running tonight's day repairs yesterday's last session
+instead of cutting or duplicating it.
+
+The ``segments`` table is updated in this process after the partitions ran, one (VIN, day) per
+transaction (delete, then insert). While a run works on a day it holds the lock
+``segment/YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import partial
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+
+from bibev.errors import ConfigError, LockedError, PartialFailure
+from bibev.executors import OnProgress, PartitionResult, run_partitions
+from bibev.pipeline.segment.day import segment_day
+from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
+from bibev.pipeline.segment.rules import INPUT_COLUMNS
+from bibev.storage import Storage, validate_vin
+
+logger = logging.getLogger(__name__)
+
+Partition = tuple[str, date]
+
+WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True}
+
+
+def lock_name(day: date) -> str:
+    return f"segment/{day:%Y-%m-%d}"
+
+
+def encode(frame: pl.DataFrame) -> bytes:
+    """The Parquet bytes of a segments day (the same frame always gives the same bytes)."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, **WRITE_OPTIONS)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Everything a worker needs to segment a partition (picklable)."""
+
+    storage: Storage
+    params: SegmentParams = DEFAULT_PARAMS
+    lookaround_days: int = 1
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What segmenting one (VIN, day) did; ``sessions`` holds the day's rows for the table."""
+
+    vin: str
+    day: date
+    rows_in: int
+    sessions: pl.DataFrame
+    written: bool
+    bytes_out: int
+
+    def counts(self) -> Counter[str]:
+        counted: Counter[str] = Counter(self.sessions["kind"].cast(pl.String).to_list())
+        counted["offline"] = int(self.sessions["offline"].sum())
+        return counted
+
+
+def read_window(storage: Storage, vin: str, day: date, around: int = 1) -> list[pl.DataFrame]:
+    """The clean files of ``day`` and ``around`` days on each side that exist (day first)."""
+    frames = []
+    for offset in [0, *range(-around, 0), *range(1, around + 1)]:
+        key = storage.day_key("clean", day + timedelta(days=offset), vin)
+        if offset == 0 or storage.exists(key):
+            frames.append(storage.read_parquet(key, columns=list(INPUT_COLUMNS)))
+    return frames
+
+
+def segment_partition(job: SegmentJob, partition: Partition) -> SegmentResult:
+    """Segment one (VIN, day); module-level so that it can run in a worker."""
+    vin, day = partition
+    frames = read_window(job.storage, vin, day, job.lookaround_days)
+    window = pl.concat(frames, how="vertical_relaxed").filter(pl.col("vin") == vin)
+    sessions = segment_day(window.lazy(), day, job.params).collect()
+    data = encode(sessions)
+    key = job.storage.day_key("segments", day, vin)
+    unchanged = job.storage.exists(key) and job.storage.read_bytes(key) == data
+    if not unchanged:
+        job.storage.write_bytes(key, data)
+    return SegmentResult(vin, day, frames[0].height, sessions, not unchanged, len(data))
+
+
+def _open_at_end(storage: Storage, vin: str, day: date) -> bool:
+    key = storage.day_key("segments", day, vin)
+    if not storage.exists(key):
+        return False
+    frame = storage.read_parquet(key, columns=["end", "open_end"])
+    return frame.height > 0 and bool(frame.sort("end")["open_end"][-1])
+
+
+def select_partitions(
+    storage: Storage,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    vins: Sequence[str] | None = None,
+) -> list[Partition]:
+    """The (VIN, day) partitions of ``clean/`` in the range, plus the day before the range
+    for a VIN whose last session there is still open, by day then VIN."""
+    if date_from and date_to and date_from > date_to:
+        raise ConfigError(f"--from {date_from} is after --to {date_to}")
+    wanted = None if vins is None else {validate_vin(vin) for vin in vins}
+    chosen: set[Partition] = set()
+    for day in storage.days("clean"):
+        if (date_from and day < date_from) or (date_to and day > date_to):
+            continue
+        for vin in storage.day_keys("clean", day):
+            if wanted is None or vin in wanted:
+                chosen.add((vin, day))
+    repairs = {
+        (vin, day - timedelta(days=1))
+        for vin, day in chosen
+        if (vin, day - timedelta(days=1)) not in chosen
+        and storage.exists(storage.day_key("clean", day - timedelta(days=1), vin))
+        and _open_at_end(storage, vin, day - timedelta(days=1))
+    }
+    if repairs:
+        logger.info("segment: %d earlier day(s) end with an open session: redone", len(repairs))
+    return sorted(chosen | repairs, key=lambda p: (p[1], p[0]))
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """The outcome of a run: one result per partition done, and the failed partitions."""
+
+    results: list[SegmentResult]
+    failures: list[tuple[str, str]]
+    days: list[date]
+    seconds: float
+    stored: int = 0
+
+    def totals(self) -> dict[str, Any]:
+        """The counts recorded in the ``runs`` table and printed by the CLI."""
+        counted: Counter[str] = Counter()
+        for result in self.results:
+            counted.update(result.counts())
+        return {
+            "days": len(self.days),
+            "vehicles": len({r.vin for r in self.results}),
+            "partitions": len(self.results) + len(self.failures),
+            "failed": len(self.failures),
+            "rows_in": sum(r.rows_in for r in self.results),
+            "sessions": sum(r.sessions.height for r in self.results),
+            "charging": counted["charging"],
+            "driving": counted["driving"],
+            "idle": counted["idle"],
+            "offline": counted["offline"],
+            "files_written": sum(r.written for r in self.results),
+            "files_unchanged": sum(not r.written for r in self.results),
+            "rows_stored": self.stored,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def raise_for_failures(self) -> None:
+        """``PartialFailure`` (exit 5) listing the failed partitions, if there are any."""
+        if self.failures:
+            failed, total = len(self.failures), self.totals()["partitions"]
+            raise PartialFailure(
+                f"{failed} of {total} partition(s) failed; the others are done", self.failures
+            )
+
+
+def _take_day_locks(
+    stack: ExitStack, storage: Storage, days: Sequence[date], wait: float
+) -> dict[date, str]:
+    refused = {}
+    for day in sorted(days):
+        try:
+            stack.enter_context(storage.lock(lock_name(day), wait=wait))
+        except LockedError as exc:
+            refused[day] = str(exc)
+    return refused
+
+
+def run_segment(
+    storage: Storage,
+    engine: Engine | None = None,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    vins: Sequence[str] | None = None,
+    params: SegmentParams | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    on_progress: OnProgress | None = None,
+    lock_wait: float = 0.0,
+) -> SegmentSummary:
+    """Segment every selected (VIN, day) (see the module doc) and replace their rows in the
+    ``segments`` table of ``engine`` (when given). Failed partitions are listed in the summary,
+    never raised: ``summary.raise_for_failures()`` does that."""
+    started = time.monotonic()
+    partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
+    days = sorted({day for _, day in partitions})
+    logger.info("segment: %d partition(s) over %d day(s)", len(partitions), len(days))
+    if storage.protocol == "memory" and (workers != 1 or dask_address):
+        logger.info("memory:// roots live in this process: segmenting inline")
+        workers, dask_address = 1, None
+    job = SegmentJob(storage, params or DEFAULT_PARAMS)
+    with ExitStack() as stack:
+        refused = _take_day_locks(stack, storage, days, lock_wait)
+        runnable = [p for p in partitions if p[1] not in refused]
+        results = run_partitions(
+            partial(segment_partition, job),
+            runnable,
+            workers=workers,
+            dask_address=dask_address,
+            on_progress=on_progress,
+        )
+    failures = [(f"{vin} {day}", reason) for vin, day in partitions if (reason := refused.get(day))]
+    failures += _failures(results)
+    done = [r.value for r in results if r.ok]
+    stored = 0
+    if engine is not None and done:
+        from bibev.db.segments import replace_segments
+
+        stored = replace_segments(engine, ((r.vin, r.day, r.sessions) for r in done))
+    return SegmentSummary(
+        results=done,
+        failures=sorted(failures),
+        days=days,
+        seconds=time.monotonic() - started,
+        stored=stored,
+    )
+
+
+def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, str]]:
+    return [(f"{r.partition[0]} {r.partition[1]}", r.error or "") for r in results if not r.ok]
+
+
+__all__ = [
+    "SegmentJob",
+    "SegmentResult",
+    "SegmentSummary",
+    "encode",
+    "lock_name",
+    "read_window",
+    "run_segment",
+    "segment_partition",
+    "select_partitions",
+]

@@ -1,0 +1,99 @@
+"""Sessions that happened while the car was offline, read from the jumps across a gap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from bibev.pipeline.segment import SegmentParams, segment_series
+from tests.pipeline.clean_series import Series, at
+
+
+def sessions(series: Series, params: SegmentParams | None = None) -> pl.DataFrame:
+    return segment_series(series.lazy(), params or SegmentParams()).collect()
+
+
+def of_kind(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    return frame.filter(pl.col("kind") == kind)
+
+
+def minutes(delta: timedelta) -> float:
+    return delta.total_seconds() / 60
+
+
+def test_a_charge_behind_a_gap_is_found_and_flagged() -> None:
+    # Parked at 06:10, silent for 4 h: the SoC rose 14 points (8.4 kWh on 60 kWh at 7 kW: 72
+    # minutes), the energy counter says 8.4 kWh.
+    series = Series().park(10).silent(240, soc=14.0, energy=8.4).park(10)
+    charge = of_kind(sessions(series), "charging")
+    assert charge.height == 1
+    row = charge.row(0, named=True)
+    assert (row["offline"], row["estimated_start"], row["estimated_end"]) == (True, True, True)
+    assert row["source"] == "gap"
+    assert row["start"] == at(9.5) + timedelta(minutes=5)  # offline_stop_s after the last row
+    assert minutes(row["end"] - row["start"]) == pytest.approx(72, abs=1)
+    assert row["energy_added_kwh"] == pytest.approx(8.4)
+    assert row["charger_kind"] == "ac"
+    assert row["soc_end"] - row["soc_start"] == pytest.approx(14.0, abs=0.1)
+
+
+def test_a_night_asleep_is_not_a_charge() -> None:
+    # BMS drift and rounding: the SoC reads 1.5 points higher after 10 hours asleep.
+    found = sessions(Series().park(10).silent(600, soc=1.5).park(10))
+    assert found["kind"].cast(pl.String).to_list() == ["idle"]
+
+
+def test_a_drive_into_the_gap_is_extended_before_the_charge() -> None:
+    # Seen driving 15 min at 60 km/h, then 10 more km nobody saw, then a charge.
+    series = Series().park(5).drive(15, kmh=60).silent(300, km=10.0, soc=-3 + 20.0)
+    found = sessions(series.park(10))
+    drive = of_kind(found, "driving").row(0, named=True)
+    charge = of_kind(found, "charging").row(0, named=True)
+    assert drive["estimated_end"] is True
+    # 10 km more: a 25 km trip typically runs at 45 km/h × √2.5 = 71 km/h, faster than seen
+    assert minutes(drive["end"] - at(20)) == pytest.approx(10 / 71.15 * 60, abs=0.2)
+    assert minutes(charge["start"] - drive["end"]) == pytest.approx(5, abs=0.1)
+    assert charge["offline"] is True
+
+
+def test_a_trip_behind_a_gap_ends_with_the_gap() -> None:
+    series = Series().park(10).silent(180, km=20.0, soc=-6.0).park(10)
+    found = sessions(series)
+    drive = of_kind(found, "driving").row(0, named=True)
+    assert drive["offline"] is True
+    assert drive["end"] == at(190)
+    assert drive["distance_km"] == pytest.approx(20.0, abs=0.01)
+    assert of_kind(found, "charging").height == 0
+
+
+def test_a_round_trip_to_a_charger_goes_out_and_comes_back() -> None:
+    # Seen leaving; found back where it started, 10 points fuller, 12 km further.
+    series = Series().park(5).drive(6, kmh=40)
+    series.lat, series.lon = series.rows[0]["latitude"], series.rows[0]["longitude"]
+    found = sessions(series.silent(240, km=12.0, soc=10.0 - 3.6).park(10))
+    drives = of_kind(found, "driving")
+    charge = of_kind(found, "charging").row(0, named=True)
+    assert drives.height == 2
+    way_out, way_back = drives.row(0, named=True), drives.row(1, named=True)
+    assert way_out["end"] < charge["start"] < charge["end"] < way_back["start"]
+    assert minutes(way_back["start"] - charge["end"]) == pytest.approx(5, abs=0.1)
+    assert way_back["offline"] is True
+
+
+def test_a_stale_odometer_is_not_a_hidden_drive() -> None:
+    # The odometer is read before the drive only; the next reading comes after a gap.
+    series = Series().park(5).drive(20, kmh=60).park(5)
+    for row in series.rows[10:]:
+        row["odometer_km"] = 10_000.0
+    series.silent(120).park(5)
+    found = sessions(series)
+    assert of_kind(found, "driving").height == 1
+    assert found["offline"].sum() == 0
+
+
+def test_thresholds_are_parameters() -> None:
+    series = Series().park(10).silent(240, soc=3.0).park(10)
+    assert of_kind(sessions(series), "charging").height == 1
+    assert of_kind(sessions(series, SegmentParams(soc_jump_pct=5.0)), "charging").height == 0

@@ -1,0 +1,139 @@
+"""``run_segment``: files per (VIN, day), the segments table, re-runs, repairs, failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine
+
+from bibev.db import open_database
+from bibev.db.segments import load_segments
+from bibev.pipeline.segment import run_segment, select_partitions
+from bibev.storage import Storage
+from tests.pipeline.clean_series import VIN, Series
+
+DAY1, DAY2 = date(2025, 3, 3), date(2025, 3, 4)
+VIN2 = "WBA71AW08NF118453"
+
+
+def two_days(vin: str = VIN) -> pl.DataFrame:
+    """A drive on day 1, a charge from 21:05 to 01:05, a drive on day 2."""
+    series = Series(t=datetime(2025, 3, 3, 7, 0, tzinfo=UTC), vin=vin, soc=40.0)
+    series.park(5).drive(20).park(5).silent(14 * 60 - 30).park(5)
+    series.charge(240).park(10).silent(5 * 60).park(5).drive(20).park(5)
+    return series.frame()
+
+
+def put_clean(storage: Storage, frame: pl.DataFrame, days: list[date]) -> None:
+    for day in days:
+        for vin in frame["vin"].unique().to_list():
+            part = frame.filter((pl.col("ts").dt.date() == day) & (pl.col("vin") == vin))
+            storage.write_parquet(storage.day_key("clean", day, vin), part)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    return Storage(str(tmp_path / "root"))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = open_database(f"sqlite:///{tmp_path / 'bibev.db'}")
+    yield engine
+    engine.dispose()
+
+
+def kinds_of(storage: Storage, day: date, vin: str = VIN) -> list[str]:
+    frame = storage.read_parquet(storage.day_key("segments", day, vin))
+    return frame["kind"].cast(pl.String).to_list()
+
+
+def test_writes_a_file_per_partition_and_the_table(storage: Storage, engine: Engine) -> None:
+    put_clean(storage, pl.concat([two_days(), two_days(VIN2)]), [DAY1, DAY2])
+    summary = run_segment(storage, engine, workers=1)
+    totals = summary.totals()
+    assert (totals["partitions"], totals["failed"], totals["files_written"]) == (4, 0, 4)
+    assert (totals["charging"], totals["driving"]) == (2, 4)
+    assert kinds_of(storage, DAY1) == ["idle", "driving", "idle", "charging"]
+    assert kinds_of(storage, DAY2) == ["idle", "driving", "idle"]
+    stored = load_segments(engine, vin=VIN)
+    assert [(r["day"], r["kind"]) for r in stored] == [
+        (DAY1, "idle"),
+        (DAY1, "driving"),
+        (DAY1, "idle"),
+        (DAY1, "charging"),
+        (DAY2, "idle"),
+        (DAY2, "driving"),
+        (DAY2, "idle"),
+    ]
+    charge = next(r for r in stored if r["kind"] == "charging")
+    assert charge["end"] == datetime(2025, 3, 4, 1, 5, tzinfo=UTC)
+    assert totals["rows_stored"] == len(load_segments(engine))
+
+
+def test_running_again_changes_nothing(storage: Storage, engine: Engine) -> None:
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    run_segment(storage, engine, workers=1)
+    before = {key: storage.read_bytes(key) for key in storage.list("segments")}
+    rows_before = load_segments(engine)
+    again = run_segment(storage, engine, workers=1).totals()
+    assert (again["files_written"], again["files_unchanged"]) == (0, 2)
+    assert {key: storage.read_bytes(key) for key in storage.list("segments")} == before
+    assert load_segments(engine) == rows_before
+
+
+def test_the_next_day_completes_the_session_left_open(storage: Storage, engine: Engine) -> None:
+    frame = two_days()
+    put_clean(storage, frame, [DAY1])
+    run_segment(storage, engine, workers=1)
+    open_charge = storage.read_parquet(storage.day_key("segments", DAY1, VIN)).tail(1)
+    assert (open_charge["kind"][0], open_charge["open_end"][0]) == ("charging", True)
+    put_clean(storage, frame, [DAY2])
+    assert select_partitions(storage, date_from=DAY2) == [(VIN, DAY1), (VIN, DAY2)]
+    run_segment(storage, engine, workers=1, date_from=DAY2)
+    charge = storage.read_parquet(storage.day_key("segments", DAY1, VIN)).tail(1)
+    assert charge.select("kind", "end", "open_end").row(0) == (
+        "charging",
+        datetime(2025, 3, 4, 1, 5, tzinfo=UTC),
+        False,
+    )
+    stored = [r for r in load_segments(engine) if r["kind"] == "charging"]
+    assert [(r["day"], r["end"]) for r in stored] == [(DAY1, charge["end"][0])]
+
+
+def test_a_broken_partition_is_listed_and_the_others_are_done(
+    storage: Storage, engine: Engine
+) -> None:
+    put_clean(storage, pl.concat([two_days(), two_days(VIN2)]), [DAY1])
+    storage.write_bytes(storage.day_key("clean", DAY1, VIN2), b"not parquet")
+    summary = run_segment(storage, engine, workers=1)
+    assert [name for name, _ in summary.failures] == [f"{VIN2} {DAY1}"]
+    assert kinds_of(storage, DAY1) == ["idle", "driving", "idle", "charging"]
+    with pytest.raises(Exception, match="1 of 2 partition"):
+        summary.raise_for_failures()
+
+
+def test_a_day_locked_by_another_run_is_a_failure(storage: Storage) -> None:
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    with storage.lock("segment/2025-03-04"):
+        summary = run_segment(storage, workers=1)
+    assert [name for name, _ in summary.failures] == [f"{VIN} {DAY2}"]
+    assert storage.exists(storage.day_key("segments", DAY1, VIN))
+
+
+def test_selection_by_vin_and_days(storage: Storage) -> None:
+    put_clean(storage, pl.concat([two_days(), two_days(VIN2)]), [DAY1, DAY2])
+    assert select_partitions(storage, vins=[VIN2], date_to=DAY1) == [(VIN2, DAY1)]
+    assert len(select_partitions(storage)) == 4
+
+
+def test_a_memory_root_runs_inline() -> None:
+    storage = Storage("memory://segment-run-test")
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    summary = run_segment(storage, workers=2)
+    assert summary.totals()["files_written"] == 2
+    assert storage.exists(storage.day_key("segments", DAY2 - timedelta(days=1), VIN))
+    storage.delete_many(storage.list(""))
