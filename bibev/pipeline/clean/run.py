@@ -22,8 +22,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bibev.errors import ConfigError, LockedError, PartialFailure
+from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult, run_partitions
+from bibev.pipeline.partitions import raise_for_failures, take_day_locks
 from bibev.storage import Storage, validate_vin
 
 from .params import CleanParams
@@ -89,24 +90,7 @@ class CleanSummary:
 
     def raise_for_failures(self) -> None:
         """``PartialFailure`` (exit 5) listing the failed partitions, if there are any."""
-        if self.failures:
-            failed, total = len(self.failures), self.totals()["partitions"]
-            raise PartialFailure(
-                f"{failed} of {total} partition(s) failed; the others are done", self.failures
-            )
-
-
-def _take_day_locks(
-    stack: ExitStack, storage: Storage, days: Sequence[date], wait: float
-) -> dict[date, str]:
-    """Lock every day (in order); returns the days that could not be locked, with why."""
-    refused = {}
-    for day in sorted(days):
-        try:
-            stack.enter_context(storage.lock(lock_name(day), wait=wait))
-        except LockedError as exc:
-            refused[day] = str(exc)
-    return refused
+        raise_for_failures(self.failures, self.totals()["partitions"])
 
 
 def run_clean(
@@ -138,7 +122,7 @@ def run_clean(
         storage, None if plugins is None else tuple(plugins), params or CleanParams(), now
     )
     with ExitStack() as stack:
-        refused = _take_day_locks(stack, storage, days, lock_wait)
+        refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         runnable = [p for p in partitions if p[1] not in refused]
         results = run_partitions(
             partial(clean_partition, job),

@@ -31,8 +31,9 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
-from bibev.errors import ConfigError, LockedError, PartialFailure
+from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult, run_partitions
+from bibev.pipeline.partitions import raise_for_failures, take_day_locks
 from bibev.pipeline.segment.day import segment_day
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.pipeline.segment.rules import INPUT_COLUMNS
@@ -179,23 +180,7 @@ class SegmentSummary:
 
     def raise_for_failures(self) -> None:
         """``PartialFailure`` (exit 5) listing the failed partitions, if there are any."""
-        if self.failures:
-            failed, total = len(self.failures), self.totals()["partitions"]
-            raise PartialFailure(
-                f"{failed} of {total} partition(s) failed; the others are done", self.failures
-            )
-
-
-def _take_day_locks(
-    stack: ExitStack, storage: Storage, days: Sequence[date], wait: float
-) -> dict[date, str]:
-    refused = {}
-    for day in sorted(days):
-        try:
-            stack.enter_context(storage.lock(lock_name(day), wait=wait))
-        except LockedError as exc:
-            refused[day] = str(exc)
-    return refused
+        raise_for_failures(self.failures, self.totals()["partitions"])
 
 
 def run_segment(
@@ -223,7 +208,7 @@ def run_segment(
         workers, dask_address = 1, None
     job = SegmentJob(storage, params or DEFAULT_PARAMS)
     with ExitStack() as stack:
-        refused = _take_day_locks(stack, storage, days, lock_wait)
+        refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         runnable = [p for p in partitions if p[1] not in refused]
         results = run_partitions(
             partial(segment_partition, job),
