@@ -4,6 +4,7 @@ provider format, with every mess on. The table is printed in the test output."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -235,24 +236,32 @@ def measured(
 ) -> dict[str, Measured]:
     results = [measure(fleet, tmp_path_factory.mktemp(fleet.format)) for fleet in FLEETS]
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line("")
-        reporter.write_line(
-            f"segmentation accuracy vs simulator truth (seed {SEED}, every mess on; "
-            "a match is the same kind with time IoU >= 0.5; errors in seconds):"
-        )
-        for line in accuracy_table(results).splitlines():
-            reporter.write_line(line)
-        for result in results:
-            (crossing, matched), (hidden, found) = result.midnight, result.midnight_offline
-            reporter.write_line(
-                f"{result.fleet.name}: {result.fleet.vehicles} vehicles x {result.fleet.days} "
-                f"days, {result.sessions} true sessions; across midnight {matched}/{crossing} "
-                f"matched (offline: {found}/{hidden}); overlapping sessions {result.overlaps}; "
-                f"cut differently by day partitions {result.partitioned_differently}"
-            )
+        # outside output capture, so the table is in every CI log, not only on failure
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            write_accuracy(reporter, results)
     return {result.fleet.name: result for result in results}
+
+
+def write_accuracy(reporter: Any, results: list[Measured]) -> None:
+    """The accuracy table and the midnight figures, in the test session's output."""
+    reporter.ensure_newline()
+    reporter.write_line("")
+    reporter.write_line(
+        f"segmentation accuracy vs simulator truth (seed {SEED}, every mess on; "
+        "a match is the same kind with time IoU >= 0.5; errors in seconds):"
+    )
+    for line in accuracy_table(results).splitlines():
+        reporter.write_line(line)
+    for result in results:
+        (crossing, matched), (hidden, found) = result.midnight, result.midnight_offline
+        reporter.write_line(
+            f"{result.fleet.name}: {result.fleet.vehicles} vehicles x {result.fleet.days} "
+            f"days, {result.sessions} true sessions; across midnight {matched}/{crossing} "
+            f"matched (offline: {found}/{hidden}); overlapping sessions {result.overlaps}; "
+            f"cut differently by day partitions {result.partitioned_differently}"
+        )
 
 
 def scores_of(measured: dict[str, Measured], fleet: Fleet, method: str) -> dict[str, dict]:
