@@ -1,14 +1,21 @@
-"""What the per-day stage orchestrators share: taking one lock per day, and turning failed
-partitions into a ``PartialFailure``."""
+"""What the per-day stage orchestrators share: taking one lock per day, running partitions in
+day batches, and turning failed partitions into a ``PartialFailure``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import date
+from typing import TypeVar
 
 from bibev.errors import LockedError, PartialFailure
+from bibev.executors import OnProgress, PartitionResult, run_partitions
 from bibev.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 def take_day_locks(
@@ -35,3 +42,71 @@ def raise_for_failures(failures: Sequence[tuple[str, str]], total: int) -> None:
         raise PartialFailure(
             f"{len(failures)} of {total} partition(s) failed; the others are done", failures
         )
+
+
+Partition = tuple[str, date]
+Batch = tuple[Partition, ...]
+
+
+def day_batches(partitions: Sequence[Partition], size: int) -> list[Batch]:
+    """The partitions grouped by day (in the order given), at most ``size`` VINs per batch.
+
+    One batch is one polars query over many vehicles: small (VIN, day) partitions each cost a
+    few milliseconds of query planning, which a batch pays once.
+    """
+    if size < 1:
+        raise ValueError(f"a batch holds at least one partition, not {size}")
+    by_day: dict[date, list[Partition]] = {}
+    for partition in partitions:
+        by_day.setdefault(partition[1], []).append(partition)
+    batches: list[Batch] = []
+    for members in by_day.values():
+        count = -(-len(members) // size)
+        step = -(-len(members) // count)  # even batches: 101 VINs at 100 → 51 + 50
+        batches += [tuple(members[i : i + step]) for i in range(0, len(members), step)]
+    return batches
+
+
+def run_batches(
+    func: Callable[[Batch], list[R]],
+    partitions: Sequence[Partition],
+    *,
+    batch_size: int,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    on_progress: OnProgress | None = None,
+) -> list[PartitionResult[Partition]]:
+    """Run ``func`` on day batches of ``partitions``; one result per partition, in order.
+
+    ``func`` (module level: it is pickled) returns one value per partition of its batch, in the
+    batch's order. A batch that fails is run again one partition at a time, in this process, so
+    that a bad partition fails alone and the rest of its batch still lands.
+    """
+    groups = day_batches(partitions, batch_size)
+    sizes = [len(group) for group in groups]
+    progress = on_progress or (lambda done, total: None)
+
+    def batch_progress(done: int, total: int) -> None:
+        progress(sum(sizes[:done]), len(partitions))
+
+    outcomes: dict[Partition, PartitionResult[Partition]] = {}
+    for result in run_partitions(
+        func, groups, workers=workers, dask_address=dask_address, on_progress=batch_progress
+    ):
+        if result.ok:
+            for partition, value in zip(result.partition, result.value, strict=True):
+                outcomes[partition] = PartitionResult(partition, value)
+            continue
+        logger.warning(
+            "a batch of %d partition(s) failed (%s); running them one at a time",
+            len(result.partition),
+            result.error,
+        )
+        for partition in result.partition:
+            alone = run_partitions(func, [(partition,)], workers=1)[0]
+            outcomes[partition] = (
+                PartitionResult(partition, alone.value[0])
+                if alone.ok
+                else PartitionResult(partition, error=alone.error)
+            )
+    return [outcomes[p] for p in partitions]
