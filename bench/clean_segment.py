@@ -15,14 +15,16 @@ compacted by bibev once and cached), each in a fresh process, one (VIN, day) aft
   to canonical columns, pivot to one row per instant, carry values forward, then the phase
   rules (``bibev.pipeline.baselines`` describes them) and a phases file per (VIN, day).
 
-Times are medians of ``--repeat`` runs measured inside each process (imports excluded); peak RSS
-is the process's own (or its workers'). rows/s counts compressed rows read per second; "time vs
+Times are medians of ``--repeat`` runs measured inside each process (imports excluded), with
+bibev's two stages also timed apart (``clean``, ``segment``); peak RSS is the process's own
+``VmHWM`` or its largest worker's. rows/s counts compressed rows read per second; "time vs
 bibev" is the contender's time over bibev's (above 1: bibev is faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -98,8 +101,12 @@ def run_bibev(root: Path, workers: int) -> int:
     from bibev.storage import Storage
 
     storage = Storage(str(root))
+    started = time.perf_counter()
     cleaned = run_clean(storage, None, now=NOW, workers=workers)
+    STAGES["clean"] = time.perf_counter() - started
+    started = time.perf_counter()
     segmented = run_segment(storage, None, workers=workers)
+    STAGES["segment"] = time.perf_counter() - started
     if cleaned.failures or segmented.failures:
         raise RuntimeError(f"bibev failed: {(cleaned.failures + segmented.failures)[:3]}")
     return int(segmented.totals()["sessions"])
@@ -182,6 +189,55 @@ def run_pandas(root: Path, workers: int) -> int:
 
 
 RUNNERS: dict[str, Callable[[Path, int], int]] = {"bibev": run_bibev, "pandas": run_pandas}
+#: Seconds of each stage of the last bibev run in this process (``clean``, ``segment``).
+STAGES: dict[str, float] = {}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``; ``ru_maxrss`` would include the parent's
+    peak, which Linux carries over ``fork`` and ``exec``)."""
+    return _vm_hwm_mb("self") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _vm_hwm_mb(pid: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class WorkerPeaks:
+    """The largest ``VmHWM`` of this process's child processes (the ``--workers`` pool), read
+    every 50 ms while the contender runs: a child's ``ru_maxrss`` starts at its parent's."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            for pid in _children():
+                self.peak = max(self.peak, _vm_hwm_mb(pid))
+
+
+def _children() -> list[str]:
+    pids = []
+    for task in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += task.read_text().split()
+    return pids
 
 
 def contender_process(name: str, source: Path, workers: int) -> dict[str, float]:
@@ -199,14 +255,14 @@ def contender_process(name: str, source: Path, workers: int) -> dict[str, float]
         from bibev.providers.registry import get_registry
 
         get_registry().entries()
-        started = time.perf_counter()
-        sessions = RUNNERS[name](root, workers)
-        seconds = time.perf_counter() - started
+        with WorkerPeaks() as workers_peak:
+            started = time.perf_counter()
+            sessions = RUNNERS[name](root, workers)
+            seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "peak_rss_mb": max(own, children) / 1024, "sessions": sessions}
+    peak = max(peak_rss_mb(), workers_peak.peak)
+    return {"seconds": seconds, "peak_rss_mb": peak, "sessions": sessions, **STAGES}
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -222,6 +278,7 @@ class Measure:
     peak_rss_mb: float
     sessions: int
     bibev_speedup: float  # this contender's time / bibev's time
+    stages: dict[str, float]  # bibev: median seconds of each stage
 
 
 def measure_size(size: str, repeat: int, workers: int, contenders: list[str]) -> list[Measure]:
@@ -245,6 +302,11 @@ def measure_size(size: str, repeat: int, workers: int, contenders: list[str]) ->
                 peak_rss_mb=max(r["peak_rss_mb"] for r in results[name]),
                 sessions=int(results[name][-1]["sessions"]),
                 bibev_speedup=0.0,
+                stages={
+                    stage: statistics.median(r[stage] for r in results[name])
+                    for stage in ("clean", "segment")
+                    if all(stage in r for r in results[name])
+                },
             )
         )
     if "bibev" in contenders:
@@ -296,6 +358,16 @@ def growth(measures: list[Measure]) -> str:
     return f"per-row cost, {sizes[-1]} / {sizes[0]}: " + ", ".join(parts)
 
 
+def stages(measures: list[Measure]) -> str:
+    """Where bibev's time goes: the median of each stage, per size."""
+    parts = [
+        f"{m.size} " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in m.stages.items())
+        for m in measures
+        if m.stages
+    ]
+    return "bibev stages (medians): " + "; ".join(parts) if parts else ""
+
+
 def targets(measures: list[Measure]) -> list[str]:
     lines = []
     for size in dict.fromkeys(m.size for m in measures):
@@ -335,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(document, indent=2))
         return 0
     print(table(measures))
-    for line in [growth(measures), *targets(measures)]:
+    for line in [stages(measures), growth(measures), *targets(measures)]:
         if line:
             print(line)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -39,8 +39,9 @@ from .resolve import supersede
 from .widen import widen
 
 #: A total order of observations: ties are broken down to the value, so equal inputs always
-#: give equal outputs.
-ORDER = ("vin", "sub", "ts", "missing", "priority", "key", "value_f64", "value_str", "ts_raw")
+#: give equal outputs. Signal first: every judging step looks at one signal of one vehicle at a
+#: time, and the spike rules at one signal only, which is then one slice of the frame.
+ORDER = ("sub", "vin", "ts", "missing", "priority", "key", "value_f64", "value_str", "ts_raw")
 
 
 def flag_observations(
@@ -63,13 +64,24 @@ def flag_observations(
     frame = reject_duplicates(frame)
     frame = reject_out_of_range(frame, params)
     frame = supersede(frame, levels=mapping_levels(mappings), max_age=params.max_age)
-    frame = reject_soc_jumps(frame, params)
-    return reject_odometer_glitches(frame, params)
+    # The spike rules judge one signal each: run them on its slice, not on the whole frame.
+    sub = pl.col("sub")
+    return pl.concat(
+        [
+            frame.filter(sub < "odometer_km"),
+            reject_odometer_glitches(frame.filter(sub == "odometer_km"), params),
+            frame.filter((sub > "odometer_km") & (sub < "soc_pct")),
+            reject_soc_jumps(frame.filter(sub == "soc_pct"), params),
+            frame.filter((sub > "soc_pct") | sub.is_null()),
+        ],
+        how="vertical",
+    )
 
 
 @dataclass(frozen=True)
 class CleanDay:
-    """The clean rows of a day (lazy, ``CLEAN_SCHEMA``) and one quality record per VIN."""
+    """The clean rows of a day (``CLEAN_SCHEMA``; computed, lazy for the caller's next steps)
+    and one quality record per VIN."""
 
     frame: pl.LazyFrame
     quality: list[QualityRecord]
@@ -105,5 +117,8 @@ def clean_frame(
     )
     stats = input_stats(conform_rows(compressed), mapped_keys(mappings))
     observations, day_stats = pl.collect_all([flagged, stats])
-    quality = summarize(observations, day_stats, day=day, params=params)
-    return CleanDay(widen(observations.lazy(), day=day, params=params), quality, observations)
+    # In-memory: chained as-of joins need their left frame to stay sorted, which the streaming
+    # engine has been known not to keep (pola-rs/polars#27619); here it costs nothing.
+    frame = widen(observations.lazy(), day=day, params=params).collect(engine="in-memory")
+    quality = summarize(observations, day_stats, frame, day=day, params=params)
+    return CleanDay(frame.lazy(), quality, observations)

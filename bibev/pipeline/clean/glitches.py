@@ -21,7 +21,7 @@ from collections.abc import Callable
 import polars as pl
 
 from .params import CleanParams
-from .reasons import reject
+from .reasons import not_first, reject
 
 Impossible = Callable[[pl.Expr, pl.Expr], pl.Expr]
 
@@ -31,9 +31,7 @@ _MICROS_PER_MIN = 60_000_000.0
 def reject_duplicates(frame: pl.LazyFrame) -> pl.LazyFrame:
     """The same key at the same instant twice: keep one (``frame`` sorted so that a known value
     comes first), the others are ``duplicate``."""
-    active = pl.col("reason").is_null()
-    again = pl.int_range(pl.len()).over(["vin", "ts", "sub", "key", active]) > 0
-    return frame.with_columns(reject("duplicate", again))
+    return frame.with_columns(reject("duplicate", not_first("vin", "ts", "sub", "key")))
 
 
 def reject_out_of_range(frame: pl.LazyFrame, params: CleanParams) -> pl.LazyFrame:

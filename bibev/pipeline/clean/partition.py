@@ -1,14 +1,20 @@
-"""Clean one (VIN, day): read the compressed days around it, clean, write if changed.
+"""Clean a batch of (VIN, day)s: read the compressed days around them, clean, write if changed.
 
-Runs in worker processes (``CleanJob`` and ``clean_partition`` pickle). The output bytes depend
-only on the compressed files of the day and its two neighbours, so cleaning a day again, in
-any order with its neighbours, gives the same file; an unchanged file is not rewritten.
+The vehicles of a day are cleaned together, in one query (``clean_frame`` partitions every
+step by VIN), then written one file per (VIN, day): a small partition costs mostly query
+planning, which a batch pays once. Runs in worker processes (``CleanJob`` and ``clean_batch``
+pickle). The output bytes of a (VIN, day) depend only on its compressed files of the day and
+its two neighbours, whatever else is in its batch, so cleaning a day again, in any order with
+its neighbours, in batches of any size, gives the same file; an unchanged file is not
+rewritten.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -22,8 +28,16 @@ from bibev.storage import Storage
 from .frame import clean_frame
 from .params import CleanParams
 from .quality import QualityRecord
+from .read import day_files, read_compressed
 
 logger = logging.getLogger(__name__)
+
+#: Files of a batch encoded and written at once: polars encodes and the storage syncs to disk
+#: without holding the GIL, so a few threads overlap one file's sync with the next one's work
+#: (197 files of the medium bench: 1.61 s with one thread, 1.03 s with 4, 1.02 s with 8).
+WRITE_THREADS = 4
+
+Partition = tuple[str, date]
 
 # A clean vehicle-day is small (one row per instant): one row group unless it is huge.
 WRITE_OPTIONS: dict[str, object] = {
@@ -62,11 +76,6 @@ def encode(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _read(storage: Storage, day: date, vin: str) -> pl.DataFrame | None:
-    key = storage.day_key("compressed", day, vin)
-    return storage.read_parquet(key) if storage.exists(key) else None
-
-
 def _mappings(
     plugins: tuple[str, ...] | None, day: pl.DataFrame, neighbours: list[pl.DataFrame]
 ) -> dict[str, list[SignalMap]]:
@@ -95,18 +104,34 @@ def write_if_changed(storage: Storage, key: str, data: bytes) -> bool:
     return True
 
 
-def clean_partition(job: CleanJob, partition: tuple[str, date]) -> CleanResult:
-    """Clean ``compressed/{day}/{vin}.parquet`` into ``clean/{day}/{vin}.parquet``."""
-    vin, day = partition
+def clean_batch(job: CleanJob, batch: Sequence[Partition]) -> list[CleanResult]:
+    """Clean the partitions of ``batch`` (one query per day of it): ``compressed/{day}/{vin}``
+    into ``clean/{day}/{vin}``; one result per partition, in the batch's order."""
+    days: dict[date, list[str]] = {}
+    for vin, day in batch:
+        days.setdefault(day, []).append(vin)
+    done = {}
+    for day, vins in days.items():
+        done.update({(r.vin, day): r for r in _clean_day(job, day, vins)})
+    return [done[partition] for partition in batch]
+
+
+def clean_partition(job: CleanJob, partition: Partition) -> CleanResult:
+    """Clean one (VIN, day): a batch of one."""
+    return clean_batch(job, [partition])[0]
+
+
+def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
     storage = job.storage
-    compressed = _read(storage, day, vin)
+    keys = day_files(storage, day, vins)
+    compressed = read_compressed(storage, keys)
     if compressed is None:
-        return CleanResult(vin, day, QualityRecord(vin, day))
-    previous = _read(storage, day - timedelta(days=1), vin)
-    following = _read(storage, day + timedelta(days=1), vin)
+        return [CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
+    previous = read_compressed(storage, day_files(storage, day - timedelta(days=1), list(keys)))
+    following = read_compressed(storage, day_files(storage, day + timedelta(days=1), list(keys)))
     neighbours = [f for f in (previous, following) if f is not None]
     cleaned = clean_frame(
-        compressed.filter(pl.col("vin") == vin),
+        compressed,
         _mappings(job.plugins, compressed, neighbours),
         day=day,
         previous=previous,
@@ -114,8 +139,21 @@ def clean_partition(job: CleanJob, partition: tuple[str, date]) -> CleanResult:
         params=job.params,
         now=job.now,
     )
-    frame = cleaned.frame.collect()
-    quality = next((q for q in cleaned.quality if q.vin == vin), QualityRecord(vin, day))
+    collected = cleaned.frame.collect()
+    frames = collected.partition_by("vin", as_dict=True)
+    quality = {q.vin: q for q in cleaned.quality}
+    work = [
+        (frames.get((vin,), collected.clear()), quality.get(vin, QualityRecord(vin, day)))
+        for vin in vins
+        if vin in keys  # a file gone since the run listed it: nothing to clean
+    ]
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        stored = {r.vin: r for r in pool.map(lambda item: _store(storage, day, *item), work)}
+    return [stored.get(vin) or CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
+
+
+def _store(storage: Storage, day: date, frame: pl.DataFrame, quality: QualityRecord) -> CleanResult:
+    vin = quality.vin
     data = encode(frame)
     written = write_if_changed(storage, storage.day_key("clean", day, vin), data)
     logger.info(

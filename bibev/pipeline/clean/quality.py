@@ -63,10 +63,14 @@ def input_stats(day_rows: pl.LazyFrame, mapped: pl.DataFrame) -> pl.LazyFrame:
     ``mapped`` holds ``provider, key`` pairs (``provider`` null: a key mapped for every row).
     """
     for_all = mapped.filter(pl.col("provider").is_null())["key"].unique().to_list()
-    per_provider = mapped.filter(pl.col("provider").is_not_null()).with_columns(known=pl.lit(True))
-    rows = day_rows.join(per_provider.lazy(), on=["provider", "key"], how="left")
-    unmapped = ~(pl.col("known").fill_null(False) | pl.col("key").is_in(for_all))
-    return rows.group_by("vin").agg(
+    per_provider = mapped.filter(pl.col("provider").is_not_null())
+    # a membership test per provider: a join of every row with the key table costs more
+    known: pl.Expr = pl.lit(False)
+    for (provider,), keys in per_provider.group_by("provider", maintain_order=True):
+        listed = keys["key"].to_list()
+        known = known | ((pl.col("provider") == provider) & pl.col("key").is_in(listed))
+    unmapped = ~(known.fill_null(False) | pl.col("key").is_in(for_all))
+    return day_rows.group_by("vin").agg(
         provider=pl.col("provider").drop_nulls().min(),
         rows_in=pl.len().cast(pl.Int64),
         unmapped_rows=unmapped.sum().cast(pl.Int64),
@@ -74,20 +78,25 @@ def input_stats(day_rows: pl.LazyFrame, mapped: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _gaps(observations: pl.DataFrame, *, day: date, params: CleanParams) -> pl.DataFrame:
-    start, end = day_bounds(day)
-    instants = (
+def _gaps(
+    observations: pl.DataFrame, clean: pl.DataFrame, *, day: date, params: CleanParams
+) -> pl.DataFrame:
+    """Per VIN: the day's instants (the rows of ``clean``, sorted by ``vin, ts``) and the
+    silences before them; the first one's is since the last kept instant before the day."""
+    start, _ = day_bounds(day)
+    before = (
         observations.lazy()
-        .filter(pl.col("reason").is_null() & (pl.col("ts") < end))
-        .select("vin", "ts")
-        .unique()
-        .sort(["vin", "ts"])
-        .with_columns(silence=(pl.col("ts") - pl.col("ts").shift(1).over("vin")))
-        .filter(pl.col("ts") >= start)
+        .filter(pl.col("reason").is_null() & (pl.col("ts") < start))
+        .group_by("vin")
+        .agg(before=pl.col("ts").max())
     )
     seconds = pl.col("silence").dt.total_microseconds() / 1_000_000
     return (
-        instants.group_by("vin")
+        clean.lazy()
+        .select("vin", "ts", previous=pl.col("ts").shift(1).over("vin"))
+        .join(before, on="vin", how="left")  # after the shift: a join may reorder rows
+        .with_columns(silence=pl.col("ts") - pl.coalesce("previous", "before"))
+        .group_by("vin")
         .agg(
             rows_out=pl.len(),
             gaps=(pl.col("silence") > params.gap).sum(),
@@ -121,9 +130,15 @@ def _dropped(observations: pl.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def summarize(
-    observations: pl.DataFrame, stats: pl.DataFrame, *, day: date, params: CleanParams
+    observations: pl.DataFrame,
+    stats: pl.DataFrame,
+    clean: pl.DataFrame,
+    *,
+    day: date,
+    params: CleanParams,
 ) -> list[QualityRecord]:
-    """One record per VIN of ``stats`` (``input_stats``) from the flagged observations."""
+    """One record per VIN of ``stats`` (``input_stats``) from the flagged observations and the
+    clean rows written for the day."""
     own = (
         observations.filter(pl.col("origin") == ORIGIN_DAY)
         .group_by("vin")
@@ -136,7 +151,7 @@ def summarize(
     )
     table = (
         stats.join(own, on="vin", how="left")
-        .join(_gaps(observations, day=day, params=params), on="vin", how="left")
+        .join(_gaps(observations, clean, day=day, params=params), on="vin", how="left")
         .sort("vin")
     )
     dropped = _dropped(observations)

@@ -30,7 +30,7 @@ import polars as pl
 
 from bibev.schema import SIGNAL_COLUMNS
 
-from .reasons import SUPERSEDED, reject
+from .reasons import SUPERSEDED, not_first_in_run, reject
 
 #: Keys that speak for one charger kind only, per canonical column.
 CHARGER_KIND_SOURCES: dict[str, dict[str, str]] = {
@@ -64,8 +64,8 @@ def supersede(
 ) -> pl.LazyFrame:
     """Mark ``superseded`` the observations of less preferred keys (rule 1 of the module doc).
 
-    ``frame`` must be sorted by ``vin, sub, ts`` then known values first, then ``priority``;
-    ``levels`` is the largest number of keys feeding one column.
+    ``frame`` must be sorted by ``sub, vin, ts`` then known values first, then ``priority``
+    (``ORDER``); ``levels`` is the largest number of keys feeding one column.
     """
     usable = pl.col("reason").is_null() & ~pl.col("missing")
     age_limit = _micros(max_age)
@@ -75,14 +75,14 @@ def supersede(
             pl.when(usable & (pl.col("priority") == level))
             .then(pl.col("ts"))
             .forward_fill()
-            .over(["vin", "sub"])
+            .over("_signal")
         )
         current = (pl.col("ts") - last_seen).dt.total_microseconds() <= age_limit
         newer = newer | ((pl.col("priority") > level) & current.fill_null(False))
-    frame = frame.with_columns(reject(SUPERSEDED, newer))
-    active = pl.col("reason").is_null()
-    second = pl.int_range(pl.len()).over(["vin", "ts", "sub", active]) > 0
-    return frame.with_columns(reject(SUPERSEDED, second))
+    signal = pl.struct("sub", "vin").rle_id().alias("_signal")
+    frame = frame.with_columns(signal).with_columns(reject(SUPERSEDED, newer)).drop("_signal")
+    instant = pl.struct("sub", "vin", "ts").rle_id()
+    return frame.with_columns(reject(SUPERSEDED, not_first_in_run(instant)))
 
 
 def _charger_kind() -> pl.Expr:

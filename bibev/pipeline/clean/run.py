@@ -4,9 +4,10 @@ Days: every day of ``compressed/`` (optionally limited to ``date_from``..``date_
 every file of those days (optionally limited to ``vins``). Cleaning is idempotent, so the
 default simply cleans everything again and rewrites only the files that change. While a run
 works on a day it holds the lock ``clean/YYYY-MM-DD``; a day another run holds is reported as
-failed and the other days go on. Partitions run through ``bibev.executors``; the quality
-records of the partitions that succeeded are stored in the database (one row per (VIN, day),
-replaced on every run).
+failed and the other days go on. Partitions run in day batches through
+``bibev.pipeline.partitions.run_batches`` (a batch that fails is run again one partition at a
+time, so a bad partition fails alone); the quality records of the partitions that succeeded are
+stored in the database (one row per (VIN, day), replaced on every run).
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from bibev.errors import ConfigError
-from bibev.executors import OnProgress, PartitionResult, run_partitions
-from bibev.pipeline.partitions import raise_for_failures, take_day_locks
+from bibev.executors import OnProgress, PartitionResult
+from bibev.pipeline.partitions import raise_for_failures, run_batches, take_day_locks
 from bibev.storage import Storage, validate_vin
 
 from .params import CleanParams
-from .partition import CleanJob, CleanResult, clean_partition
+from .partition import CleanJob, CleanResult, clean_batch
+
+if TYPE_CHECKING:  # sqlalchemy is heavy to import, and worker processes never touch it
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
+
+#: VINs of a day cleaned in one query (see ``run_clean``).
+DEFAULT_BATCH_SIZE = 100
 
 Partition = tuple[str, date]
 
@@ -107,10 +112,15 @@ def run_clean(
     on_progress: OnProgress | None = None,
     plugins: Sequence[str] | None = None,
     lock_wait: float = 0.0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> CleanSummary:
     """Clean every selected (VIN, day) (see the module doc) and store the quality records in
     ``engine`` (when given). Failed partitions are listed in the summary, never raised:
-    ``summary.raise_for_failures()`` does that."""
+    ``summary.raise_for_failures()`` does that.
+
+    The VINs of a day are cleaned ``batch_size`` at a time, in one query: a worker's memory is
+    bounded by a batch (compressed rows of three days of ``batch_size`` vehicles); the files
+    are the same for any batch size."""
     started = time.monotonic()
     partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
     days = sorted({day for _, day in partitions})
@@ -124,9 +134,10 @@ def run_clean(
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         runnable = [p for p in partitions if p[1] not in refused]
-        results = run_partitions(
-            partial(clean_partition, job),
+        results = run_batches(
+            partial(clean_batch, job),
             runnable,
+            batch_size=batch_size,
             workers=workers,
             dask_address=dask_address,
             on_progress=on_progress,
