@@ -3,8 +3,8 @@
 This module owns the group and ``clean``. Other stages register their commands on ``app``
 (``transform.app.command("segment")(…)``) and reuse the shared options below (``DayOption``,
 ``FromOption``, ``ToOption``, ``VinOption``, ``WorkersOption``, ``DaskOption``,
-``LockWaitOption``, ``JsonOption``) and ``day_range``, so that every stage reads dates the
-same way.
+``LockWaitOption``, ``BatchSizeOption``, ``JsonOption``) and ``day_range``, so that every stage
+reads dates the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ LockWaitOption = Annotated[
     float,
     typer.Option(min=0, help="Seconds to wait for a day another run is working on."),
 ]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Vehicles of a day handled in one query (more: faster, more memory per worker).",
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
 ]
@@ -115,6 +122,7 @@ def clean(
     workers: WorkersOption = None,
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
+    batch_size: BatchSizeOption = 100,
     json_output: JsonOption = False,
 ) -> None:
     """Clean compressed/YYYY/MM/DD/{VIN}.parquet into clean/YYYY/MM/DD/{VIN}.parquet.
@@ -142,6 +150,7 @@ def clean(
         "dask_address": settings.dask_address,
         "plugins": settings.plugins,
         "lock_wait": lock_wait,
+        "batch_size": batch_size,
     }
     engine = open_database(settings.database_url.get_secret_value())
     try:

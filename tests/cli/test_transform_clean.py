@@ -94,6 +94,17 @@ def test_a_second_run_rewrites_nothing(
     assert (again["files_written"], again["files_unchanged"]) == (0, 3)
 
 
+def test_the_batch_size_changes_no_file(
+    storage: Storage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary_of(capsys, "--batch-size", "1")
+    files = {key: storage.read_bytes(key) for key in storage.list("clean")}
+    again = summary_of(capsys, "--batch-size", "100")
+    assert len(files) == 3
+    assert (again["files_written"], again["files_unchanged"]) == (0, 3)
+    assert {key: storage.read_bytes(key) for key in storage.list("clean")} == files
+
+
 @pytest.mark.parametrize(
     ("args", "partitions"),
     [
@@ -116,6 +127,7 @@ def test_days_and_vehicles_can_be_chosen(
         (("--from", "2025-03-02", "--to", "2025-03-01"), "--from 2025-03-02 is after --to"),
         (("--date", "yesterday"), "'yesterday' is not a YYYY-MM-DD day"),
         (("--vin", "NOT-A-VIN"), "invalid VIN"),
+        (("--batch-size", "0"), "--batch-size"),
     ],
 )
 def test_bad_options_exit_2(
