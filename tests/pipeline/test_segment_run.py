@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from bibev.db import open_database
 from bibev.db.segments import load_segments
+from bibev.errors import ConfigError
 from bibev.pipeline.segment import run_segment, select_partitions
 from bibev.storage import Storage
 from tests.pipeline.clean_series import VIN, Series
@@ -137,3 +138,10 @@ def test_a_memory_root_runs_inline() -> None:
     assert summary.totals()["files_written"] == 2
     assert storage.exists(storage.day_key("segments", DAY2 - timedelta(days=1), VIN))
     storage.delete_many(storage.list(""))
+
+
+def test_a_batch_holds_at_least_one_vehicle(storage: Storage) -> None:
+    put_clean(storage, two_days(), [DAY1])
+    with pytest.raises(ConfigError, match="at least one vehicle"):
+        run_segment(storage, workers=1, batch_size=0)
+    assert not storage.exists(storage.day_key("segments", DAY1, VIN))

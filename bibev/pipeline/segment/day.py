@@ -1,10 +1,13 @@
-"""The segmentation of one vehicle, end to end: clean rows → sessions with features.
+"""The segmentation of vehicles, end to end: clean rows → sessions with features.
 
-``segment_series`` cuts a whole series (any span); ``segment_day`` keeps the sessions that start
+``segment_series`` cuts whole series (any span); ``segment_day`` keeps the sessions that start
 on one UTC day, which is how a (VIN, day) partition is written: its input is the day with the
 days around it (``run.py``), so a session crossing midnight is seen whole and belongs to the
-day it starts on. Sessions tile the series from its first row to its last: idle is everything
-between the charging and driving sessions.
+day it starts on. Sessions tile each vehicle's series from its first row to its last: idle is
+everything between the charging and driving sessions.
+
+The input may hold one vehicle or many (a batch of a day's VINs): every step works per
+vehicle, and each vehicle's sessions are exactly those it gets alone.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import polars as pl
 from bibev.pipeline.segment.features import SEGMENT_SCHEMA, session_features
 from bibev.pipeline.segment.offline import extend_runs, offline_sessions, read_gaps
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
-from bibev.pipeline.segment.rules import IDLE, label_rows
-from bibev.pipeline.segment.sessions import session_runs, settle
+from bibev.pipeline.segment.rules import IDLE, label_rows, shifted
+from bibev.pipeline.segment.sessions import computed, session_runs, settle
 
 _ACTIVE = (
+    "vin",
     "state",
     "start",
     "end",
@@ -44,6 +48,7 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         extend_runs(runs, gaps)
         .filter(pl.col("state") != IDLE)
         .select(
+            "vin",
             "state",
             "start",
             "end",
@@ -58,6 +63,7 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         )
     )
     hidden = offline_sessions(gaps, params).select(
+        "vin",
         "state",
         "start",
         "end",
@@ -70,8 +76,8 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         provider_n=pl.lit(0, pl.Int32),
         physics_n=pl.lit(0, pl.Int32),
     )
-    ordered = pl.concat([observed, hidden], how="vertical_relaxed").sort("start", "end")
-    floor = pl.col("end").shift(1).cum_max()
+    ordered = pl.concat([observed, hidden], how="vertical_relaxed").sort("vin", "start", "end")
+    floor = pl.col("end").shift(1).cum_max().over("vin")
     return settle(
         ordered.with_columns(start=pl.max_horizontal("start", floor)).filter(
             pl.col("end") > pl.col("start")
@@ -80,49 +86,59 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
 
 
 def with_idle(active: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
-    """``active`` plus the idle sessions between them, from the first row to the last; the
-    sessions at either end are flagged ``open_start``/``open_end`` (cut by the data)."""
-    bounds = rows.select(first=pl.col("ts").min(), last=pl.col("ts").max())
-    sentinel = bounds.select(state=pl.lit(-1, pl.Int8), start=pl.col("last"), end=pl.col("last"))
+    """``active`` plus the idle sessions between them, from each vehicle's first row to its
+    last; the sessions at either end are flagged ``open_start``/``open_end`` (cut by the
+    data)."""
+    bounds = rows.group_by("vin").agg(first=pl.col("ts").min(), last=pl.col("ts").max())
+    sentinel = bounds.select(
+        "vin", state=pl.lit(-1, pl.Int8), start=pl.col("last"), end=pl.col("last")
+    )
     edges = (
-        pl.concat([active.select("state", "start", "end"), sentinel], how="vertical_relaxed")
-        .join(bounds, how="cross")
-        .sort("start", "end")
+        pl.concat([active.select("vin", "state", "start", "end"), sentinel], how="vertical_relaxed")
+        .join(bounds, on="vin")
+        .sort("vin", "start", "end")
     )
     idle = (
-        edges.with_columns(idle_start=pl.col("end").shift(1).fill_null(pl.col("first")))
+        edges.with_columns(idle_start=shifted(pl.col("end")).fill_null(pl.col("first")))
         .filter(pl.col("start") > pl.col("idle_start"))
-        .select(state=pl.lit(IDLE, pl.Int8), start=pl.col("idle_start"), end=pl.col("start"))
+        .select("vin", state=pl.lit(IDLE, pl.Int8), start=pl.col("idle_start"), end=pl.col("start"))
     )
     return (
         pl.concat([active, idle], how="diagonal_relaxed")
-        .join(bounds, how="cross")
+        .join(bounds, on="vin")
         .with_columns(
             open_start=pl.col("start") <= pl.col("first"),
             open_end=pl.col("end") >= pl.col("last"),
         )
         .drop("first", "last")
-        .sort("start")
+        .sort("vin", "start")
     )
 
 
 def segment_series(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
-    """One vehicle's clean rows (``bibev.schema.CLEAN_SCHEMA``, any order) → its sessions with
-    their features (``SEGMENT_SCHEMA`` without ``segment_id`` and ``day``)."""
-    labelled = label_rows(clean, params).collect()
+    """Clean rows (``bibev.schema.CLEAN_SCHEMA``) of one vehicle or many, in any order → their
+    sessions with features (``SEGMENT_SCHEMA`` without ``segment_id`` and ``day``), by VIN
+    then start."""
+    labelled = computed(label_rows(clean, params))
     if labelled.height == 0:
         return pl.LazyFrame(
             schema={k: v for k, v in SEGMENT_SCHEMA.items() if k not in ("segment_id", "day")}
         )
     rows = labelled.lazy()
-    sessions = settle(with_idle(active_sessions(rows, params), rows))
-    return session_features(sessions, rows, params)
+    sessions = with_idle(active_sessions(rows, params), rows)
+    return settle(session_features(sessions, rows, params))
 
 
 def segment_id(vin: str, kind: str, start: datetime) -> str:
     """A stable id: the same session always gets the same id, whatever the run."""
     text = f"{vin}|{kind}|{start.isoformat()}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _segment_ids(sessions: pl.Series) -> pl.Series:
+    """``segment_id`` of each (vin, kind, start) struct: one Python call for the whole column."""
+    ids = [segment_id(s["vin"], s["kind"], s["start"]) for s in sessions.to_list()]
+    return pl.Series(ids, dtype=pl.String)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -133,8 +149,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def sessions_of_day(sessions: pl.LazyFrame, day: date) -> pl.LazyFrame:
     """The sessions that start on ``day`` (UTC), with ``day`` and ``segment_id``."""
     lo, hi = day_bounds(day)
-    ids = pl.struct("vin", "kind", "start").map_elements(
-        lambda s: segment_id(s["vin"], s["kind"], s["start"]), return_dtype=pl.String
+    ids = pl.struct("vin", "kind", "start").map_batches(
+        _segment_ids, return_dtype=pl.String, is_elementwise=True
     )
     return (
         sessions.filter((pl.col("start") >= lo) & (pl.col("start") < hi))
@@ -147,7 +163,7 @@ def sessions_of_day(sessions: pl.LazyFrame, day: date) -> pl.LazyFrame:
 def segment_day(
     clean: pl.LazyFrame, day: date, params: SegmentParams = DEFAULT_PARAMS
 ) -> pl.LazyFrame:
-    """The sessions of one vehicle that start on ``day``; ``clean`` should hold the days
-    around it too (at least the day before and the day after) so that sessions crossing
-    midnight are seen whole."""
+    """The sessions of each vehicle in ``clean`` that start on ``day``; ``clean`` should hold
+    the days around it too (at least the day before and the day after) so that sessions
+    crossing midnight are seen whole."""
     return sessions_of_day(segment_series(clean, params), day)

@@ -4,19 +4,28 @@ Every clean row belongs to the last session that started at or before it, so the
 window are shared out without overlap. The SoC at a boundary is the value nearest to it (within
 ``gap_s``); a session wholly inside a gap takes its start from before the gap and its end from
 after it. The odometer at a boundary is a reading taken while the car stood still there, else
-the dead-reckoned estimate (``rules.py``).
+the dead-reckoned estimate (``rules.py``). Sessions and rows may hold many vehicles: every
+lookup is made within the session's vehicle (``join_asof(by="vin")``).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial, reduce
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
-from bibev.pipeline.segment.rules import CHARGING, DRIVING, KINDS, fresh, seconds
+from bibev.pipeline.segment.rules import (
+    CHARGING,
+    DRIVING,
+    KINDS,
+    divided,
+    fresh,
+    in_order_sum,
+    seconds,
+)
 from bibev.pipeline.segment.sessions import settle
 from bibev.schema import CHARGER_KINDS, UTC_US
 
@@ -53,10 +62,15 @@ SEGMENT_SCHEMA: dict[str, pl.DataType] = {
 }
 #: The quality flags, in schema order.
 FLAGS = ("offline", "bridged_gap", "estimated_start", "estimated_end", "open_start", "open_end")
+#: As-of lookups stay within a vehicle. Both sides are sorted by VIN then time, which polars
+#: cannot check when the lookup is grouped.
+_PER_VEHICLE: dict[str, Any] = {"by": "vin", "check_sortedness": False}
 
 
 def _readings(rows: pl.LazyFrame, column: str) -> pl.LazyFrame:
-    return rows.filter(pl.col(column).is_not_null()).select(at=pl.col("ts"), value=pl.col(column))
+    return rows.filter(pl.col(column).is_not_null()).select(
+        "vin", at=pl.col("ts"), value=pl.col(column)
+    )
 
 
 def _value_at(
@@ -66,11 +80,16 @@ def _value_at(
     ``gap_s``, else the last one before a start / the first one after an end. A session wholly
     inside a gap reads its start before the gap and its end after it."""
     readings = _readings(rows, column)
-    probe = sessions.select("sid", "offline", pl.col(at).alias("t")).sort("t")
+    probe = sessions.select("sid", "vin", "offline", pl.col(at).alias("t")).sort("vin", "t")
 
     def asof(strategy: Strategy, tolerance: timedelta | None, name: str) -> pl.LazyFrame:
         return probe.join_asof(
-            readings, left_on="t", right_on="at", strategy=strategy, tolerance=tolerance
+            readings,
+            left_on="t",
+            right_on="at",
+            strategy=strategy,
+            tolerance=tolerance,
+            **_PER_VEHICLE,
         ).select("sid", pl.col("value").alias(name))
 
     outward: Strategy = "backward" if at == "start" else "forward"
@@ -96,22 +115,25 @@ def _odometer_at(
     between, ``travel``, below ``parked_km``) is used; else the dead-reckoned ``odo``. A
     session inside a gap reads its start before the gap and its end after it."""
     readings = rows.filter(fresh("odometer_km")).select(
-        at=pl.col("ts"), value=pl.col("odometer_km"), moved=pl.col("travel")
+        "vin", at=pl.col("ts"), value=pl.col("odometer_km"), moved=pl.col("travel")
     )
     probe = (
-        sessions.select("sid", "offline", pl.col(at).alias("t"))
-        .sort("t")
+        sessions.select("sid", "vin", "offline", pl.col(at).alias("t"))
+        .sort("vin", "t")
         .join_asof(
-            rows.select(at=pl.col("ts"), here=pl.col("travel"), odo=pl.col("odo")),
+            rows.select("vin", at=pl.col("ts"), here=pl.col("travel"), odo=pl.col("odo")),
             left_on="t",
             right_on="at",
+            **_PER_VEHICLE,
             strategy="backward",
         )
         .drop("at")
     )
 
     def side(strategy: Strategy) -> pl.LazyFrame:
-        found = probe.join_asof(readings, left_on="t", right_on="at", strategy=strategy)
+        found = probe.join_asof(
+            readings, left_on="t", right_on="at", strategy=strategy, **_PER_VEHICLE
+        )
         same = (pl.col("moved") - pl.col("here")).abs() < parked_km
         return found.select(
             "sid",
@@ -140,34 +162,49 @@ def _odometer_at(
 def _energy(rows: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.LazyFrame:
     """The increase of the energy counter over each session: the steps of the rows in
     (start, end], a step being what was added since the row before."""
-    owners = sessions.select("sid", "start").sort("start")
+    owners = sessions.select("sid", "vin", "start").sort("vin", "start")
     return (
-        rows.select("ts", "e_step")
+        rows.select("vin", "ts", "e_step")
         .join_asof(
-            owners, left_on="ts", right_on="start", strategy="backward", allow_exact_matches=False
+            owners,
+            left_on="ts",
+            right_on="start",
+            **_PER_VEHICLE,
+            strategy="backward",
+            allow_exact_matches=False,
         )
+        .with_columns(e_sum=in_order_sum(pl.col("e_step"), "sid"))
         .group_by("sid")
-        .agg(energy_inc=pl.col("e_step").sum())
+        .agg(energy_inc=pl.col("e_sum").last())
     )
 
 
 def _row_stats(rows: pl.LazyFrame, sessions: pl.LazyFrame) -> pl.LazyFrame:
     """Aggregates of the rows each session holds (``n_points`` 0 for none)."""
-    owners = sessions.select("sid", "start").sort("start")
-    battery_kw = (pl.col("pack_voltage_v") * pl.col("pack_current_a")).abs() / 1000.0
-    temp = pl.mean_horizontal("battery_temp_min_c", "battery_temp_max_c")
+    owners = sessions.select("sid", "vin", "start").sort("vin", "start")
+    values = {
+        "charge": pl.col("charging_power_kw"),
+        "battery": divided((pl.col("pack_voltage_v") * pl.col("pack_current_a")).abs(), 1000.0),
+        "temp": pl.mean_horizontal("battery_temp_min_c", "battery_temp_max_c"),
+    }
+
+    def mean(name: str) -> pl.Expr:
+        count = pl.col(name).count()
+        return pl.when(count > 0).then(pl.col(f"{name}_sum").last() / count)
+
     return (
-        rows.sort("ts")
-        .join_asof(owners, left_on="ts", right_on="start", strategy="backward")
+        rows.join_asof(owners, left_on="ts", right_on="start", strategy="backward", **_PER_VEHICLE)
         .filter(pl.col("sid").is_not_null())
+        .with_columns(**values)
+        .with_columns(in_order_sum(pl.col(name), "sid").alias(f"{name}_sum") for name in values)
         .group_by("sid")
         .agg(
             n_points=pl.len().cast(pl.Int64),
-            charge_max=pl.col("charging_power_kw").max(),
-            charge_mean=pl.col("charging_power_kw").mean(),
-            battery_max=battery_kw.max(),
-            battery_mean=battery_kw.mean(),
-            temp_mean_c=temp.mean(),
+            charge_max=pl.col("charge").max(),
+            charge_mean=mean("charge"),
+            battery_max=pl.col("battery").max(),
+            battery_mean=mean("battery"),
+            temp_mean_c=mean("temp"),
             dc_rows=(pl.col("charger_kind") == "dc").any(),
         )
     )
@@ -201,10 +238,11 @@ def _source() -> pl.Expr:
 def session_features(
     sessions: pl.LazyFrame, rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS
 ) -> pl.LazyFrame:
-    """Sessions (``state, start, end``, flags, ``charger_hint``, ``energy_hint``,
-    ``provider_n``, ``physics_n``) of one vehicle + its labelled rows → ``SEGMENT_SCHEMA``
-    columns (without ``segment_id`` and ``day``)."""
-    indexed = settle(sessions.sort("start").with_row_index("sid"))
+    """Sessions (``vin, state, start, end``, flags, ``charger_hint``, ``energy_hint``,
+    ``provider_n``, ``physics_n``) + the vehicles' labelled rows (``label_rows``: sorted by
+    VIN and time) → ``SEGMENT_SCHEMA`` columns (without ``segment_id`` and ``day``), by VIN then
+    start."""
+    indexed = settle(sessions.sort("vin", "start").with_row_index("sid"))
     values = [
         probe(indexed, rows, at)
         for at in ("start", "end")
@@ -212,13 +250,11 @@ def session_features(
     ]
     charging, driving = pl.col("state") == CHARGING, pl.col("state") == DRIVING
     energy = pl.coalesce("energy_hint", pl.when(pl.col("energy_inc") > 0).then("energy_inc"))
-    vin = rows.select(pl.col("vin").first())
     return (
         reduce(lambda left, right: left.join(right, on="sid", how="left"), values, indexed)
         .drop("energy_inc", strict=False)
         .join(_row_stats(rows, indexed), on="sid", how="left")
         .join(_energy(rows, indexed), on="sid", how="left")
-        .join(vin, how="cross")
         .sort("sid")
         .select(
             "vin",

@@ -25,7 +25,8 @@ that goes dark while active has lost its connection and carries on):
 
 Nothing is placed beyond the gap. Offline sessions carry ``offline=True``; extended sessions
 ``estimated_end`` or ``estimated_start``. Only the runs on each side of a gap are read, so an
-estimate does not depend on how much history was loaded.
+estimate does not depend on how much history was loaded. A gap is between two chains of one
+vehicle (chains never span two), so the runs may hold many vehicles.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ from __future__ import annotations
 import polars as pl
 
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
-from bibev.pipeline.segment.rules import CHARGING, DRIVING, seconds
+from bibev.pipeline.segment.rules import CHARGING, DRIVING, divided, seconds
 
 #: The sessions the gap rules add (before their features are computed).
-OFFLINE_COLUMNS = ("state", "start", "end", "charger_hint", "energy_hint")
+OFFLINE_COLUMNS = ("vin", "state", "start", "end", "charger_hint", "energy_hint")
 _KM_PER_DEG = 111.2
 
 
 def _hours() -> pl.Expr:
-    return pl.col("duration_s") / 3600.0
+    return divided(pl.col("duration_s"), 3600.0)
 
 
 def _run_speed(params: SegmentParams) -> pl.Expr:
@@ -72,17 +73,18 @@ def _per_km() -> pl.Expr:
 
 def _apart_km(lat1: str, lon1: str, lat2: str, lon2: str) -> pl.Expr:
     dy = (pl.col(lat2) - pl.col(lat1)) * _KM_PER_DEG
-    cos = (pl.col(lat1) * 3.141592653589793 / 180.0).cos()
+    cos = divided(pl.col(lat1) * 3.141592653589793, 180.0).cos()
     dx = (pl.col(lon2) - pl.col(lon1)) * _KM_PER_DEG * cos
     return (dx.pow(2) + dy.pow(2)).sqrt()
 
 
 def gap_sides(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
-    """One row per gap between chains: the run before it (``*_a``) and after it (``*_b``)."""
+    """One row per gap between two chains of a vehicle: the run before it (``*_a``) and after
+    it (``*_b``)."""
     described = runs.with_columns(
         speed=_run_speed(params), rate=_run_rate(params), per_km=_per_km()
     )
-    before = described.group_by("chain", maintain_order=True).agg(
+    before = described.group_by("vin", "chain", maintain_order=True).agg(
         state_a=pl.col("state").last(),
         ts_a=pl.col("last").last(),
         soc_a=pl.col("soc_last").last(),
@@ -101,7 +103,7 @@ def gap_sides(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
         lat_a=pl.col("lat_last").drop_nulls().last(),
         lon_a=pl.col("lon_last").drop_nulls().last(),
     )
-    after = described.group_by("chain", maintain_order=True).agg(
+    after = described.group_by("vin", "chain", maintain_order=True).agg(
         state_b=pl.col("state").first(),
         ts_b=pl.col("start").first(),
         soc_b=pl.col("soc_seen").drop_nulls().first(),
@@ -118,9 +120,8 @@ def gap_sides(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
         lat_b=pl.col("lat_first").drop_nulls().first(),
         lon_b=pl.col("lon_first").drop_nulls().first(),
     )
-    return before.join(after.with_columns(chain=pl.col("chain") - 1), on="chain", how="inner").sort(
-        "chain"
-    )
+    following = after.with_columns(chain=pl.col("chain") - 1)
+    return before.join(following, on=["vin", "chain"], how="inner").sort("chain")
 
 
 def _charge(params: SegmentParams) -> list[pl.Expr]:
@@ -197,7 +198,7 @@ def _trip_speed(km: pl.Expr, params: SegmentParams) -> pl.Expr:
     """Typical average speed of a trip of ``km`` (longer trips reach faster roads):
     ``offline_drive_kmh`` at 10 km, growing with the square root of the distance, between
     0.6 and 2 times that."""
-    factor = (km.clip(lower_bound=0.0) / 10.0).sqrt().clip(0.6, 2.0)
+    factor = divided(km.clip(lower_bound=0.0), 10.0).sqrt().clip(0.6, 2.0)
     return factor * params.offline_drive_kmh
 
 
@@ -262,7 +263,7 @@ def _layout(params: SegmentParams) -> list[pl.Expr]:
         pl.when(pl.col("out_s") > 0).then(out_end).alias("o1"),
         pl.when(pl.col("back_s") > 0).then(back_start).alias("b0"),
         pl.when(pl.col("back_s") > 0).then(back_end).alias("b1"),
-        ((room - out_end).clip(lower_bound=0.0) / 3600.0).alias("slot_h"),
+        divided((room - out_end).clip(lower_bound=0.0), 3600.0).alias("slot_h"),
     ]
 
 
@@ -295,7 +296,7 @@ def read_gaps(runs: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.
 
 
 def _charger_hint(params: SegmentParams) -> pl.Expr:
-    needed_kw = pl.col("charged_pp") / 100.0 * pl.col("capacity") / pl.col("slot_h")
+    needed_kw = divided(pl.col("charged_pp"), 100.0) * pl.col("capacity") / pl.col("slot_h")
     dc = pl.col("dc_a") | pl.col("dc_b") | (needed_kw > params.dc_power_kw)
     return pl.when(dc.fill_null(False)).then(pl.lit("dc")).otherwise(pl.lit("ac"))
 
@@ -304,6 +305,7 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
     """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``)."""
     counter_reset = (pl.col("energy_b") != pl.col("energy_a")) & (pl.col("energy_b") > 0)
     charges = gaps.filter(pl.col("charge_start").is_not_null()).select(
+        "vin",
         state=pl.lit(CHARGING, pl.Int8),
         start=pl.col("charge_start"),
         end=pl.col("charge_end"),
@@ -312,6 +314,7 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
     )
     drives = [
         gaps.filter(pl.col(f"{leg}_start").is_not_null()).select(
+            "vin",
             state=pl.lit(DRIVING, pl.Int8),
             start=pl.col(f"{leg}_start"),
             end=pl.col(f"{leg}_end"),

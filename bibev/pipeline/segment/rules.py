@@ -1,4 +1,4 @@
-"""Row rules: what each instant of one vehicle's clean series says the car was doing.
+"""Row rules: what each instant of a vehicle's clean series says the car was doing.
 
 Clean rows are sparse (a provider sends a signal when it changes), so each signal is carried
 forward to the following rows, but never across a telemetry gap (``gap_s``): after a gap the
@@ -14,6 +14,11 @@ A row is *driving* when either says so, else *charging* when either says so, els
 physics fills in a missing state and overrides a stale one (a parked gear carried into a drive,
 a charge the state never announced). The session rules (``sessions.py``) then remove what one
 wrong row cannot decide alone: blips, stops at traffic lights, charges with no physics at all.
+
+A frame may hold many vehicles (a batch: one query for many VINs costs little more than one
+for a single VIN). Rows are sorted by VIN then time, a vehicle's first row starts a new period,
+and every step that looks at neighbouring rows stops at the vehicle's edges (``shifted``,
+``vehicle_filled``, ``.over("vin")``), so each vehicle gets exactly what it gets alone.
 """
 
 from __future__ import annotations
@@ -50,22 +55,56 @@ INPUT_COLUMNS = (
 )
 
 
+def divided(expr: pl.Expr, divisor: float) -> pl.Expr:
+    """``expr / divisor`` for a constant ``divisor``, computed as polars does on a column of
+    many rows (times the reciprocal) also when the frame has one row, where polars divides
+    exactly: otherwise a value's last bits would depend on how many rows came with it (the
+    other vehicles of a batch)."""
+    return expr * (1.0 / divisor)
+
+
 def seconds(expr: pl.Expr) -> pl.Expr:
     """A duration expression in seconds (float)."""
-    return expr.dt.total_microseconds().cast(pl.Float64) / _US
+    return divided(expr.dt.total_microseconds().cast(pl.Float64), _US)
+
+
+def same_vehicle(offset: int = 1) -> pl.Expr:
+    """Whether the row ``offset`` rows before (after, when negative) is of the same vehicle."""
+    return pl.col("vin") == pl.col("vin").shift(offset)
+
+
+def shifted(expr: pl.Expr, offset: int = 1) -> pl.Expr:
+    """``expr`` at the row ``offset`` rows before (after, when negative), null where that row
+    is another vehicle's: ``shift`` within each vehicle of a VIN-sorted frame."""
+    return pl.when(same_vehicle(offset)).then(expr.shift(offset))
+
+
+def vehicle_filled(expr: pl.Expr) -> pl.Expr:
+    """``expr`` filled forward within each vehicle of a VIN-sorted frame (a plain fill masked
+    where the value came from another vehicle: cheaper than a window over the VINs)."""
+    source = pl.when(expr.is_not_null()).then(pl.col("vin"))
+    return pl.when(source.forward_fill() == pl.col("vin")).then(expr.forward_fill())
+
+
+def in_order_sum(expr: pl.Expr, group: str) -> pl.Expr:
+    """The running sum of ``expr`` (nulls as 0) within each ``group``, added row by row in the
+    frame's order: its last value is the group's sum. A ``sum()`` in a group-by adds a group's
+    floats in chunks whose bounds depend on the whole frame and on the number of threads, so a
+    vehicle's sums would change in their last bits with the other vehicles of its batch."""
+    return expr.fill_null(0.0).cum_sum().over(group)
 
 
 def fresh(name: str) -> pl.Expr:
     """Whether the row reports ``name`` anew: a value that differs from the row before (clean
     series carry values forward, so an unchanged value says nothing new)."""
     value = pl.col(name)
-    return value.is_not_null() & (value != value.shift(1)).fill_null(True)
+    return value.is_not_null() & (value != shifted(value)).fill_null(True)
 
 
 def in_period(expr: pl.Expr, *, backward: bool = False) -> pl.Expr:
     """``expr`` filled forward (or backward) within each period only. Periods are contiguous
-    runs of rows, so this is a plain fill masked where the value came from another period
-    (much cheaper than a window over the periods)."""
+    runs of rows (a vehicle's first row starts one), so this is a plain fill masked where the
+    value came from another period (much cheaper than a window over the periods)."""
     period = pl.col("period")
     source = pl.when(expr.is_not_null()).then(period)
     if backward:
@@ -89,7 +128,8 @@ def _steps(params: SegmentParams) -> list[pl.Expr]:
     row's position (``step_km``)."""
     lat0, lon0 = previous_in_period(pl.col("lat")), previous_in_period(pl.col("lon"))
     dy = (pl.col("lat") - lat0) * _KM_PER_DEG
-    dx = (pl.col("lon") - lon0) * _KM_PER_DEG * (pl.col("lat") * 3.141592653589793 / 180).cos()
+    cos = divided(pl.col("lat") * 3.141592653589793, 180).cos()
+    dx = (pl.col("lon") - lon0) * _KM_PER_DEG * cos
     fix = (fresh("latitude") | fresh("longitude")) & pl.col("lat").is_not_null()
     return [
         seconds(pl.col("ts") - previous_in_period(pl.col("ts"))).alias("dt"),
@@ -102,10 +142,10 @@ def _steps(params: SegmentParams) -> list[pl.Expr]:
 
 def _travel(params: SegmentParams) -> pl.Expr:
     """Distance travelled since the first row: speed × time, else the steps between fixes."""
-    by_speed = previous_in_period(pl.col("speed")) * pl.col("dt") / 3600.0
+    by_speed = divided(previous_in_period(pl.col("speed")) * pl.col("dt"), 3600.0)
     moved = pl.col("fix") & (pl.col("step_km") * 1000.0 >= params.min_move_m)
     by_position = pl.when(moved).then(pl.col("step_km"))
-    return pl.coalesce(by_speed, by_position, pl.lit(0.0)).cum_sum()
+    return pl.coalesce(by_speed, by_position, pl.lit(0.0)).cum_sum().over("vin")
 
 
 def _derived_speed(flag: str, distance: str, name: str, params: SegmentParams) -> list[pl.Expr]:
@@ -148,7 +188,7 @@ def _dead_reckoning() -> list[list[pl.Expr]]:
             pl.when(reading).then(pl.col("odometer_km")).alias("_read_value"),
         ],
         [
-            (travel - pl.col("_read_travel").forward_fill()).alias("since_reading"),
+            (travel - vehicle_filled(pl.col("_read_travel"))).alias("since_reading"),
             (in_period(pl.col("_read_travel"), backward=True) - travel).alias("until_reading"),
             in_period(pl.col("_read_value"), backward=True).alias("_next_value"),
         ],
@@ -162,8 +202,8 @@ def _dead_reckoning() -> list[list[pl.Expr]]:
 def _energy_step() -> pl.Expr:
     """Increase of the per-session energy counter since the previous row (a reset counts from
     zero: the first value after it is all new energy); nothing across a telemetry gap."""
-    step = pl.col("energy") - pl.col("energy").shift(1)
-    after_gap = pl.col("period") != pl.col("period").shift(1)
+    step = pl.col("energy") - shifted(pl.col("energy"))
+    after_gap = pl.col("period") != shifted(pl.col("period"))
     increase = pl.when(step >= 0).then(step).otherwise(pl.col("energy"))
     return pl.when(after_gap).then(0.0).otherwise(increase).fill_null(0.0)
 
@@ -175,20 +215,22 @@ def _staged(frame: pl.LazyFrame, stages: list[list[pl.Expr]]) -> pl.LazyFrame:
 
 
 def carried_signals(clean: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
-    """Rows sorted by time with ``period`` (telemetry gaps), every signal carried forward, the
-    dead-reckoned odometer (``odo``, ``odo_next``) and its resolution (``odo_step_km``: 1 km
-    on a day when every reading was a whole number). A gap is a silence longer than
+    """Rows sorted by VIN and time with ``period`` (telemetry gaps), every signal carried
+    forward within its vehicle, the dead-reckoned odometer (``odo``, ``odo_next``) and its
+    resolution (``odo_step_km``: 1 km on a vehicle's day when every reading was a whole
+    number). A gap is a silence longer than
     ``gap_s`` and than ``gap_intervals`` typical intervals between rows (a provider polled
     every 15 minutes is not silent between two polls)."""
-    step = seconds(pl.col("ts").diff())
-    # The typical interval of each UTC day, so that a row's threshold does not depend on how
-    # many days around it were loaded.
-    typical = step.median().over(pl.col("ts").dt.date()).fill_null(0.0)
+    step = seconds(pl.col("ts") - shifted(pl.col("ts")))
+    # The typical interval of each vehicle's UTC day, so that a row's threshold does not depend
+    # on how many days around it were loaded.
+    vehicle_day = [pl.col("vin"), pl.col("ts").dt.date()]
+    typical = step.median().over(vehicle_day).fill_null(0.0)
     gap = step > pl.max_horizontal(pl.lit(params.gap_s), pl.col("typical_s") * params.gap_intervals)
     carried = [
-        pl.col("soc_pct").forward_fill().alias("soc"),
-        pl.col("odometer_km").forward_fill().alias("odo_read"),
-        pl.col("energy_added_kwh").forward_fill().alias("energy"),
+        vehicle_filled(pl.col("soc_pct")).alias("soc"),
+        vehicle_filled(pl.col("odometer_km")).alias("odo_read"),
+        vehicle_filled(pl.col("energy_added_kwh")).alias("energy"),
         _carried("speed_kmh").alias("speed"),
         _carried("gear").alias("gear_now"),
         _carried("charging_state").alias("state_now"),
@@ -197,16 +239,18 @@ def carried_signals(clean: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
         _carried("latitude").alias("lat"),
         _carried("longitude").alias("lon"),
     ]
-    whole = (pl.col("odometer_km") % 1.0 == 0.0).all().over(pl.col("ts").dt.date())
+    whole = (pl.col("odometer_km") % 1.0 == 0.0).all().over(vehicle_day)
+    # Each vehicle's first row starts a period (numbered from 0, as for a vehicle alone).
+    new_period = gap.fill_null(False) | ~same_vehicle().fill_null(True)
     stages = [
         [typical.alias("typical_s"), pl.when(whole).then(1.0).otherwise(0.0).alias("odo_step_km")],
-        [gap.fill_null(False).cast(pl.Int32).cum_sum().alias("period")],
+        [new_period.cast(pl.Int32).cum_sum().alias("period")],
         carried,
         _steps(params),
         [_travel(params).alias("travel"), _energy_step().alias("e_step")],
         *_dead_reckoning(),
     ]
-    return _staged(clean.select(INPUT_COLUMNS).sort("ts"), stages)
+    return _staged(clean.select(INPUT_COLUMNS).sort("vin", "ts"), stages)
 
 
 def movement(frame: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
@@ -225,7 +269,8 @@ def movement(frame: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
 
 
 def label_rows(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
-    """One vehicle's clean rows → the same rows, sorted, with ``period``, carried signals,
+    """Clean rows (one vehicle or many) → the same rows, sorted by VIN and time, with
+    ``period``, carried signals,
     the evidence (``moving``, ``by_gear``, ``by_state``, ``by_power``) and ``state``
     (``IDLE``/``DRIVING``/``CHARGING``), plus ``by_provider``/``by_physics``: which evidence
     made the row's state."""

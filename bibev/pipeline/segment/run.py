@@ -5,6 +5,11 @@ sessions that start on its day (``segment_day``) and writes ``segments/YYYY/MM/D
 (only when its bytes change). The output depends on those three clean files only, so days can
 be segmented in any order, in parallel, and again, with the same result.
 
+The partitions run in day batches (``bibev.pipeline.partitions.run_batches``): the VINs of a
+batch are read and segmented in one query (``segment_batch``), which costs little more than one
+vehicle (a small partition costs mostly query planning); a batch that fails is run again one
+partition at a time, so a bad partition fails alone. The files are the same for any batch size.
+
 A session still open at the end of the data (``open_end``: the next day was not there yet) is
 completed when the next day is segmented: selecting a day also selects the day before it when
 that day's last session is open, so running tonight's day repairs yesterday's last session
@@ -17,7 +22,6 @@ transaction (delete, then insert). While a run works on a day it holds the lock
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections import Counter
@@ -26,35 +30,31 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from sqlalchemy import Engine
 
 from bibev.errors import ConfigError
-from bibev.executors import OnProgress, PartitionResult, run_partitions
-from bibev.pipeline.partitions import raise_for_failures, take_day_locks
+from bibev.executors import OnProgress, PartitionResult
+from bibev.pipeline.partitions import raise_for_failures, run_batches, take_day_locks
 from bibev.pipeline.segment.day import segment_day
+from bibev.pipeline.segment.files import encode, read_windows, write_segments
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
-from bibev.pipeline.segment.rules import INPUT_COLUMNS
 from bibev.storage import Storage, validate_vin
+
+if TYPE_CHECKING:  # workers import this module: not the database layer they never use
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
 Partition = tuple[str, date]
 
-WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True}
+#: VINs of a day segmented in one query (see ``run_segment``).
+DEFAULT_BATCH_SIZE = 100
 
 
 def lock_name(day: date) -> str:
     return f"segment/{day:%Y-%m-%d}"
-
-
-def encode(frame: pl.DataFrame) -> bytes:
-    """The Parquet bytes of a segments day (the same frame always gives the same bytes)."""
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, **WRITE_OPTIONS)
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -83,28 +83,31 @@ class SegmentResult:
         return counted
 
 
-def read_window(storage: Storage, vin: str, day: date, around: int = 1) -> list[pl.DataFrame]:
-    """The clean files of ``day`` and ``around`` days on each side that exist (day first)."""
-    frames = []
-    for offset in [0, *range(-around, 0), *range(1, around + 1)]:
-        key = storage.day_key("clean", day + timedelta(days=offset), vin)
-        if offset == 0 or storage.exists(key):
-            frames.append(storage.read_parquet(key, columns=list(INPUT_COLUMNS)))
-    return frames
+def segment_batch(job: SegmentJob, batch: Sequence[Partition]) -> list[SegmentResult]:
+    """Segment the partitions of ``batch``, one query per day of it; one result per partition,
+    in the batch's order. Module-level so that it can run in a worker."""
+    days: dict[date, list[str]] = {}
+    for vin, day in batch:
+        days.setdefault(day, []).append(vin)
+    done: dict[Partition, SegmentResult] = {}
+    for day, vins in days.items():
+        done |= {(r.vin, day): r for r in _segment_day_batch(job, day, vins)}
+    return [done[partition] for partition in batch]
 
 
 def segment_partition(job: SegmentJob, partition: Partition) -> SegmentResult:
-    """Segment one (VIN, day); module-level so that it can run in a worker."""
-    vin, day = partition
-    frames = read_window(job.storage, vin, day, job.lookaround_days)
-    window = pl.concat(frames, how="vertical_relaxed").filter(pl.col("vin") == vin)
-    sessions = segment_day(window.lazy(), day, job.params).collect()
-    data = encode(sessions)
-    key = job.storage.day_key("segments", day, vin)
-    unchanged = job.storage.exists(key) and job.storage.read_bytes(key) == data
-    if not unchanged:
-        job.storage.write_bytes(key, data)
-    return SegmentResult(vin, day, frames[0].height, sessions, not unchanged, len(data))
+    """Segment one (VIN, day): a batch of one."""
+    return segment_batch(job, [partition])[0]
+
+
+def _segment_day_batch(job: SegmentJob, day: date, vins: list[str]) -> list[SegmentResult]:
+    storage = job.storage
+    rows, rows_in = read_windows(storage, vins, day, job.lookaround_days)
+    sessions = segment_day(rows.lazy(), day, job.params).collect()
+    by_vin = sessions.partition_by("vin", as_dict=True, maintain_order=True)
+    frames = {vin: by_vin.get((vin,), sessions.clear()) for vin in vins}
+    stored = write_segments(storage, day, frames)
+    return [SegmentResult(vin, day, rows_in[vin], frames[vin], *stored[vin]) for vin in vins]
 
 
 def _open_at_end(storage: Storage, vin: str, day: date) -> bool:
@@ -195,10 +198,17 @@ def run_segment(
     dask_address: str | None = None,
     on_progress: OnProgress | None = None,
     lock_wait: float = 0.0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> SegmentSummary:
     """Segment every selected (VIN, day) (see the module doc) and replace their rows in the
     ``segments`` table of ``engine`` (when given). Failed partitions are listed in the summary,
-    never raised: ``summary.raise_for_failures()`` does that."""
+    never raised: ``summary.raise_for_failures()`` does that.
+
+    The VINs of a day are segmented ``batch_size`` at a time, in one query: a worker's memory
+    is bounded by a batch (clean rows of three days of ``batch_size`` vehicles); the files are
+    the same for any batch size."""
+    if batch_size < 1:
+        raise ConfigError(f"a batch holds at least one vehicle, not {batch_size}")
     started = time.monotonic()
     partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
     days = sorted({day for _, day in partitions})
@@ -210,9 +220,10 @@ def run_segment(
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         runnable = [p for p in partitions if p[1] not in refused]
-        results = run_partitions(
-            partial(segment_partition, job),
+        results = run_batches(
+            partial(segment_batch, job),
             runnable,
+            batch_size=batch_size,
             workers=workers,
             dask_address=dask_address,
             on_progress=on_progress,
@@ -239,13 +250,15 @@ def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, 
 
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "SegmentJob",
     "SegmentResult",
     "SegmentSummary",
     "encode",
     "lock_name",
-    "read_window",
+    "read_windows",
     "run_segment",
+    "segment_batch",
     "segment_partition",
     "select_partitions",
 ]

@@ -15,6 +15,9 @@ A *run* is a stretch of consecutive rows in one state inside one telemetry perio
 A run ends where the next one starts (the instant the state changed), or at its last row when a
 telemetry gap follows. What happened inside the gaps that remain is read from the SoC and
 odometer jumps across them (``offline.py``). Idle is what is left between sessions.
+
+The frames may hold many vehicles: runs keep their ``vin``, periods and chains never span two
+vehicles, and a rule that reads the run before or after looks only within the vehicle.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from __future__ import annotations
 import polars as pl
 
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
-from bibev.pipeline.segment.rules import CHARGING, DRIVING, IDLE, seconds
+from bibev.pipeline.segment.rules import (
+    CHARGING,
+    DRIVING,
+    IDLE,
+    in_order_sum,
+    seconds,
+    shifted,
+)
 
 
 def _first_seen(name: str) -> pl.Expr:
@@ -47,10 +57,12 @@ def runs(rows: pl.LazyFrame) -> pl.LazyFrame:
     return (
         rows.with_columns(
             run=change.fill_null(True).cast(pl.Int32).cum_sum(),
-            next_ts=pl.col("ts").shift(-1),
+            next_ts=shifted(pl.col("ts"), -1),
         )
+        .with_columns(e_sum=in_order_sum(pl.col("e_step"), "run"))
         .group_by("run", maintain_order=True)
         .agg(
+            vin=pl.col("vin").first(),
             state=pl.col("state").first(),
             period=pl.col("period").first(),
             start=pl.col("ts").first(),
@@ -71,7 +83,7 @@ def runs(rows: pl.LazyFrame) -> pl.LazyFrame:
             reckoned_last=pl.col("since_reading").last(),
             energy_last=pl.col("energy").last(),
             energy_seen=_first_seen("energy_added_kwh"),
-            energy_inc=pl.col("e_step").sum(),
+            energy_inc=pl.col("e_sum").last(),
             power_max=pl.col("charging_power_kw").max(),
             powered_last=_last_seen("by_power"),
             moved_last_at=pl.col("ts").filter(pl.col("moving") | pl.col("by_gear")).last(),
@@ -96,6 +108,7 @@ def runs(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 _MERGE = (
+    pl.col("vin").first(),
     pl.col("state").first(),
     pl.col("period").first(),
     pl.col("period_end").last(),
@@ -118,7 +131,7 @@ _MERGE = (
     pl.col("reckoned_last").last(),
     pl.col("energy_last").last(),
     _first_seen("energy_seen"),
-    pl.col("energy_inc").sum(),
+    pl.col("energy_inc").last(),  # the in-order sum (``coalesce``)
     pl.col("power_max").max(),
     _last_seen("powered_last"),
     pl.col("moved_last_at").max(),
@@ -170,10 +183,19 @@ def with_ends(runs: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def computed(frame: pl.LazyFrame) -> pl.DataFrame:
+    """``frame`` collected by the in-memory engine, which runs these many small queries (a
+    batch holds tens of thousands of rows, its runs a few thousand) faster than the streaming
+    one. The result is the same with either: sums are added in row order (``in_order_sum``)
+    and divisions by a constant are products (``divided``), whatever the chunks."""
+    return frame.collect(engine="in-memory")
+
+
 def settle(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Run-level frames hold tens of rows: computing them between rules keeps each query plan
-    small (a rule reads its input several times, and plans would otherwise nest)."""
-    return frame.collect().lazy()
+    """Run-level frames are small (tens of rows a vehicle): computing them between rules keeps
+    each query plan small (a rule reads its input several times, and plans would otherwise
+    nest)."""
+    return computed(frame).lazy()
 
 
 def coalesce(runs: pl.LazyFrame) -> pl.LazyFrame:
@@ -183,6 +205,7 @@ def coalesce(runs: pl.LazyFrame) -> pl.LazyFrame:
     )
     merged = (
         runs.with_columns(group=change.fill_null(True).cast(pl.Int32).cum_sum())
+        .with_columns(energy_inc=in_order_sum(pl.col("energy_inc"), "group"))
         .group_by("group", maintain_order=True)
         .agg(*_MERGE)
         .drop("group")
@@ -204,7 +227,7 @@ def _between(state: int, around: int, limit: float) -> pl.Expr:
 
 
 def _any(runs: pl.LazyFrame, condition: pl.Expr) -> bool:
-    return bool(runs.select(condition.any()).collect().item())
+    return bool(computed(runs.select(condition.any())).item())
 
 
 def _relabel(runs: pl.LazyFrame, condition: pl.Expr, state: int) -> pl.LazyFrame:
@@ -234,11 +257,11 @@ def _noise(params: SegmentParams) -> pl.Expr:
 
 def _bridge(params: SegmentParams) -> pl.Expr:
     """Whether a run (the first of its period) continues the previous run across the gap."""
-    new_period = pl.col("period") != pl.col("period_end").shift(1)
-    same = pl.col("state") == pl.col("state").shift(1)
-    gap = seconds(pl.col("start") - pl.col("last").shift(1))
-    soc_rise = pl.col("soc_seen").fill_null(pl.col("soc_first")) - pl.col("soc_last").shift(1)
-    odo_rise = pl.col("odo_seen").fill_null(pl.col("odo_first")) - pl.col("odo_last").shift(1)
+    new_period = pl.col("period") != shifted(pl.col("period_end"))
+    same = pl.col("state") == shifted(pl.col("state"))
+    gap = seconds(pl.col("start") - shifted(pl.col("last")))
+    soc_rise = pl.col("soc_seen").fill_null(pl.col("soc_first")) - shifted(pl.col("soc_last"))
+    odo_rise = pl.col("odo_seen").fill_null(pl.col("odo_first")) - shifted(pl.col("odo_last"))
     drive = (
         (pl.col("state") == DRIVING)
         & (gap <= params.bridge_drive_s)
@@ -257,9 +280,9 @@ def bridge_gaps(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
     bridge = _bridge(params)
     if not _any(runs, bridge):
         return runs
-    new_chain = (pl.col("period") != pl.col("period_end").shift(1)).fill_null(True) & ~bridge
+    new_chain = (pl.col("period") != shifted(pl.col("period_end"))).fill_null(True) & ~bridge
     joined = runs.with_columns(
-        bridged=pl.col("bridged") | bridge | bridge.shift(-1).fill_null(False),
+        bridged=pl.col("bridged") | bridge | shifted(bridge, -1).fill_null(False),
         chain=new_chain.cast(pl.Int32).cum_sum(),
     )
     return coalesce(joined)
