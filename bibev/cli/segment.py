@@ -16,6 +16,7 @@ from bibev.cli import transform
 from bibev.cli.common import err, out, print_json, settings_from
 from bibev.cli.progress import progress_bar
 from bibev.cli.transform import (
+    BatchSizeOption,
     DaskOption,
     DayOption,
     FromOption,
@@ -56,6 +57,7 @@ def _options(
     workers: int | None,
     dask: str | None,
     lock_wait: float,
+    batch_size: int,
 ) -> tuple[Any, dict[str, Any]]:
     start, end = day_range(day, date_from, date_to)
     wanted = vin_list(vins)
@@ -67,6 +69,7 @@ def _options(
         "workers": settings.workers,
         "dask_address": settings.dask_address,
         "lock_wait": lock_wait,
+        "batch_size": batch_size,
     }
     return settings, options
 
@@ -80,6 +83,7 @@ def segment_cmd(
     workers: WorkersOption = None,
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
+    batch_size: BatchSizeOption = 100,
     json_output: JsonOption = False,
 ) -> None:
     """Cut clean series into charging, driving and idle sessions.
@@ -96,7 +100,9 @@ def segment_cmd(
     from bibev.pipeline.segment import run_segment
     from bibev.storage import Storage
 
-    settings, options = _options(ctx, day, date_from, date_to, vins, workers, dask, lock_wait)
+    settings, options = _options(
+        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size
+    )
     storage = Storage.from_settings(settings)
     engine = open_database(settings.database_url.get_secret_value())
     try:
@@ -123,6 +129,7 @@ def all_cmd(
     workers: WorkersOption = None,
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
+    batch_size: BatchSizeOption = 100,
     json_output: JsonOption = False,
 ) -> None:
     """Clean compressed days, then cut the clean series into sessions.
@@ -137,7 +144,9 @@ def all_cmd(
     from bibev.pipeline.segment import run_segment
     from bibev.storage import Storage
 
-    settings, options = _options(ctx, day, date_from, date_to, vins, workers, dask, lock_wait)
+    settings, options = _options(
+        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size
+    )
     storage = Storage.from_settings(settings)
     engine = open_database(settings.database_url.get_secret_value())
     try:

@@ -75,7 +75,7 @@ def test_segments_prints_a_summary_fills_the_table_and_records_the_run(
 def test_a_day_and_a_vehicle_can_be_chosen(
     storage: Storage, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    totals = summary(capsys, "segment", "--date", "2025-03-03", "--vin", VIN2)
+    totals = summary(capsys, "segment", "--date", "2025-03-03", "--vin", VIN2, "--batch-size", "1")
     assert totals["partitions"] == 1
     assert storage.list("segments") == [storage.day_key("segments", DAY1, VIN2)]
 
@@ -96,6 +96,7 @@ def test_the_table_is_printed_by_default(
         (("--date", "2025-3-x"), "is not a YYYY-MM-DD day"),
         (("--date", "2025-03-03", "--from", "2025-03-01"), "either --date or --from/--to"),
         (("--vin", "not-a-vin"), "invalid VIN"),
+        (("--batch-size", "0"), "--batch-size"),
     ],
 )
 def test_bad_options_exit_2(
@@ -129,7 +130,7 @@ def test_all_runs_clean_then_segment_from_a_simulated_fleet(
     assert first["clean"]["partitions"] == first["segment"]["partitions"] == 4
     assert first["segment"]["files_written"] == 4
     assert first["segment"]["driving"] > 0
-    again = summary(capsys, "transform", "all")
+    again = summary(capsys, "transform", "all", "--batch-size", "1")
     assert again["segment"]["files_unchanged"] == 4
     assert again["clean"]["files_unchanged"] == 4
     storage = Storage(env["BIBEV_ROOT"])
