@@ -10,7 +10,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bibev.pipeline.compact import IDENTITY, Adapters, compact_frames, run_compact
+from bibev.errors import StorageError
+from bibev.pipeline.compact import (
+    IDENTITY,
+    Adapters,
+    CompactSummary,
+    compact_frames,
+    finish,
+    inputs,
+    run_compact,
+    threads,
+)
+from bibev.pipeline.compact import day as day_module
 from bibev.pipeline.compact.flatten import split_lines
 from bibev.pipeline.compact.generic import flatten_lines
 from bibev.providers.registry import get_registry
@@ -105,3 +116,84 @@ def test_no_duplicate_observation_survives(fleet: Path, tmp_path: Path) -> None:
         assert frame.get_column("ts").dt.date().unique().to_list() == [
             date.fromisoformat(key.split("/", 1)[1].rsplit("/", 1)[0].replace("/", "-"))
         ]
+
+
+NOW = datetime(2025, 3, 4, tzinfo=UTC)
+
+
+def snapshot(storage: Storage) -> dict[str, bytes]:
+    return {key: storage.read_bytes(key) for key in storage.list("")}
+
+
+def lock_files(root: Path) -> list[Path]:
+    return sorted((root / "_locks").rglob("*.lock"))
+
+
+def counts(summary: CompactSummary) -> dict[str, object]:
+    return {name: value for name, value in summary.totals().items() if name != "seconds"}
+
+
+@pytest.fixture(scope="module")
+def whole(fleet: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """Every file and count of the fleet compacted by one run with the default chunks."""
+    storage = copy_of(fleet, tmp_path_factory.mktemp("whole") / "root")
+    summary = run_compact(storage, now=NOW, workers=1)
+    assert summary.failures == []
+    return snapshot(storage), counts(summary)
+
+
+def test_many_small_chunks_write_the_same_files_as_one(
+    fleet: Path, tmp_path: Path, whole: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk is written while the next one is read and flattened: the files must not depend
+    on how the partitions were grouped, and every lock must be released."""
+    monkeypatch.setattr(inputs, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(threads, "LOCAL_THREADS", 2)
+    chunks: list[int] = []
+    real_flatten = day_module.flatten_files
+
+    def flatten(files, vins, **kwargs):  # type: ignore[no-untyped-def]
+        chunks.append(len(set(vins)))
+        return real_flatten(files, vins, **kwargs)
+
+    monkeypatch.setattr(day_module, "flatten_files", flatten)
+    storage = copy_of(fleet, tmp_path / "root")
+    progress: list[tuple[int, int]] = []
+    summary = run_compact(storage, now=NOW, workers=1, on_progress=lambda *p: progress.append(p))
+    assert summary.failures == []
+    assert len(chunks) >= 8
+    assert max(chunks) <= 2
+    done = [d for d, _ in progress]
+    assert done == sorted(done)
+    assert len(set(done)) > len(chunks) // 2  # reported chunk by chunk, not only at the end
+    assert progress[-1][0] == progress[-1][1] == summary.totals()["partitions"]
+    assert snapshot(storage) == whole[0]
+    assert counts(summary) == whole[1]
+    assert lock_files(tmp_path / "root") == []
+
+
+def test_a_day_that_cannot_be_written_fails_alone_and_keeps_its_files(
+    fleet: Path, tmp_path: Path, whole: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = copy_of(fleet, tmp_path / "root")
+    before = storage.list("temp")
+    victim = before[0].split("/")[1]
+    real_write = finish.write_verified
+
+    def write(target: Storage, key: str, data: bytes, rows: int) -> None:
+        if key.endswith(f"/{victim}.parquet"):
+            raise StorageError(f"cannot write {key}: disk full")
+        real_write(target, key, data, rows)
+
+    monkeypatch.setattr(finish, "write_verified", write)
+    summary = run_compact(storage, now=NOW, workers=1)
+    assert {partition.split()[0] for partition, _ in summary.failures} == {victim}
+    assert all("disk full" in reason for _, reason in summary.failures)
+    left = storage.list("temp")
+    assert {key.split("/")[1] for key in left} == {victim}
+    assert set(before) - set(left) == {key for key in before if f"/{victim}/" not in key}
+    assert not any(f"/{victim}.parquet" in key for key in storage.list("compressed"))
+    assert lock_files(tmp_path / "root") == []
+    monkeypatch.setattr(finish, "write_verified", real_write)
+    assert run_compact(storage, now=NOW, workers=1).failures == []
+    assert snapshot(storage) == whole[0]

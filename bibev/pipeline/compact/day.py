@@ -1,7 +1,7 @@
 """Compact (VIN, day) partitions: the I/O shell around the pure steps.
 
 Partitions are compacted a few at a time, so that the fixed cost of one vectorised pass is
-shared; memory stays bounded by ``CHUNK_BYTES`` of input (or one partition, if larger). For each
+shared; memory stays bounded by ``CHUNK_BYTES`` of input (plus a few partitions). For each
 chunk, under the lock of every partition in it, in this order (each step idempotent, so a crash
 anywhere is repaired by running again):
 
@@ -15,38 +15,41 @@ Nothing is deleted before what replaces it is durable. Every file written in ste
 name derived from its input, so a re-run writes the same files again instead of new ones, and
 the exact deduplication of the merge absorbs rows that were already compacted. A partition that
 fails (locked, unreadable storage) fails alone; the others of its chunk carry on.
+
+The storage work of steps 1-3 (locks, listings, reads, writes) runs on a pool of I/O threads,
+every partition of the chunk at once, and each step waits for all of it before the next one
+begins. Steps 4 (the write) and 5 run on a second pool, per partition and in that order, while
+the next chunk goes through steps 1-4 (its merge): a chunk keeps its locks until all of its
+files are written and its inputs deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 import polars as pl
 
 from bibev.errors import BibevError
-from bibev.schema import COMPRESSED_SCHEMA
 from bibev.storage import Storage
 
 from .failpoints import crash_point
+from .finish import Writing, Written, merge_and_write
 from .flatten import FlatBatch, flatten_files
 from .generic import Adapters
-from .locking import lock_name, take_lock
-from .merge import compact_frames, conform
-from .outputs import SourceFile, delete_inputs, quarantine_records, reroutes, write_quarantine
-from .parquet import encode, write_verified
+from .inputs import Input, open_chunk
+from .outputs import SourceFile, quarantine_records, reroutes, write_quarantine
 from .route import split_by_day
+from .threads import io_pool, run_all
 
 logger = logging.getLogger(__name__)
 
 Partition = tuple[str, date]
-CHUNK_BYTES = 32 * 1024 * 1024
-_EMPTY = pl.DataFrame(schema=COMPRESSED_SCHEMA)
-_READ_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -80,26 +83,6 @@ class Outcome:
     error: BaseException | None = None
 
 
-@dataclass
-class _Input:
-    vin: str
-    day: date
-    keys: list[str]
-    files: list[bytes]
-
-    @property
-    def size(self) -> int:
-        return sum(len(data) for data in self.files)
-
-
-def _read_all(storage: Storage, keys: Sequence[str]) -> list[bytes]:
-    if storage.protocol != "s3" or len(keys) < 2:
-        return [storage.read_bytes(key) for key in keys]
-    # Object stores answer one request at a time slowly but many at once well.
-    with ThreadPoolExecutor(min(_READ_THREADS, len(keys))) as pool:
-        return list(pool.map(storage.read_bytes, keys))
-
-
 def plan_partition(storage: Storage, vin: str, day: date) -> CompactResult:
     """What compacting (``vin``, ``day``) would read, without reading, writing or locking."""
     keys = storage.temp_files(day, [vin]).get(vin, [])
@@ -119,76 +102,139 @@ def compact_partitions(
     *,
     adapters: Adapters,
     lock_wait: float = 0.0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
-    """Compact each (VIN, day) of ``partitions``; one outcome per partition, in order."""
+    """Compact each (VIN, day) of ``partitions``; one outcome per partition, in order.
+
+    While the files of one chunk are written, the next chunk is read and flattened (two chunks
+    at most: each holds its locks until its last file is written and its inputs deleted).
+    ``on_progress`` is told how many partitions are done after each chunk."""
     outcomes: dict[Partition, Outcome] = {}
     pending = sorted(set(partitions), key=lambda p: (p[1], p[0]))
-    while pending:
-        with ExitStack() as stack:
-            chunk: list[_Input] = []
-            while pending and sum(item.size for item in chunk) < CHUNK_BYTES:
-                vin, day = pending.pop(0)
-                try:
-                    take_lock(stack, storage, lock_name(vin, day), wait=lock_wait)
-                    keys = storage.temp_files(day, [vin]).get(vin, [])
-                    chunk.append(_Input(vin, day, keys, _read_all(storage, keys)))
-                except BibevError as exc:
-                    outcomes[(vin, day)] = Outcome((vin, day), error=exc)
-            crash_point("after-lock")
-            for outcome in _compact_chunk(storage, chunk, adapters):
-                outcomes[outcome.partition] = outcome
+
+    def finish(chunk: _Writing) -> None:
+        outcomes.update((o.partition, o) for o in chunk.close())
+        if on_progress is not None:
+            on_progress(len(outcomes))
+
+    with io_pool(storage) as pool, io_pool(storage) as writers:
+        writing: list[_Writing] = []
+        try:
+            while pending:
+                writing.append(_start_chunk(pool, writers, storage, pending, adapters, lock_wait))
+                if len(writing) > 1:
+                    finish(writing.pop(0))
+            while writing:
+                finish(writing.pop(0))
+        finally:
+            for chunk in writing:  # after a failure: wait for its writes, release its locks
+                chunk.stack.close()
     return [outcomes[p] for p in partitions]
 
 
-def _compact_chunk(storage: Storage, chunk: list[_Input], adapters: Adapters) -> list[Outcome]:
+@dataclass
+class _Writing:
+    """A chunk whose files are being written, and the locks it holds until they are."""
+
+    stack: ExitStack
+    done: list[Outcome]
+    facts: _Facts | None = None
+    writing: Writing | None = None
+    failed: dict[int, BaseException] = field(default_factory=dict)
+
+    def close(self) -> list[Outcome]:
+        """Wait for the writes, release the locks; one outcome per partition of the chunk."""
+        with self.stack:
+            if self.facts is None or self.writing is None:
+                return self.done
+            written = self.writing.collect()
+            work = range(len(self.facts.work))
+            return self.done + [
+                _outcome(self.facts, n, written.get(n), self.failed.get(n)) for n in work
+            ]
+
+
+def _start_chunk(
+    pool: Executor,
+    writers: Executor,
+    storage: Storage,
+    pending: list[Partition],
+    adapters: Adapters,
+    lock_wait: float,
+) -> _Writing:
+    """Open the next chunk of ``pending``, compact it and start writing it."""
+    with ExitStack() as stack:
+        chunk, failed = open_chunk(pool, stack, storage, pending, wait=lock_wait)
+        done = [Outcome(partition, error=error) for partition, error in failed.items()]
+        crash_point("after-lock")
+        started = _compact_chunk(pool, writers, storage, chunk, adapters)
+        started.done[:0] = done
+        if started.writing is not None:
+            stack.callback(started.writing.wait)  # before the locks are released
+        started.stack = stack.pop_all()
+        return started
+
+
+def _compact_chunk(
+    pool: Executor, writers: Executor, storage: Storage, chunk: list[Input], adapters: Adapters
+) -> _Writing:
     work = [item for item in chunk if item.keys]
     done = [Outcome((i.vin, i.day), CompactResult(i.vin, i.day)) for i in chunk if not i.keys]
     if not work:
-        return done
+        return _Writing(ExitStack(), done)
     sources = [SourceFile(key, item.vin, item.day) for item in work for key in item.keys]
     owner = [n for n, item in enumerate(work) for _ in item.keys]
     files = [data for item in work for data in item.files]
     try:
         batch = flatten_files(files, [source.vin for source in sources], adapters=adapters)
     except BibevError as exc:
-        return done + [Outcome((item.vin, item.day), error=exc) for item in work]
+        return _Writing(ExitStack(), done + [Outcome((i.vin, i.day), error=exc) for i in work])
     folder_day = batch.per_line("folder_day", [source.day for source in sources], pl.Date())
     split = split_by_day(batch.rows.with_columns(folder_day.gather(batch.rows.get_column("line"))))
     failed: dict[int, BaseException] = {}
     moved = reroutes(sources, batch, split.reroute)
-    for file_index, targets in moved.items():
-        for target, name, body in targets:
-            source = sources[file_index]
-            _guarded(
-                failed,
-                owner[file_index],
-                storage.write_bytes,
-                storage.temp_key(source.vin, target, name),
-                body,
-            )
+    writes = [
+        (
+            owner[f],
+            partial(storage.write_bytes, storage.temp_key(sources[f].vin, target, name), body),
+        )
+        for f, targets in moved.items()
+        for target, name, body in targets
+    ]
+    _run_guarded(pool, failed, writes)
     crash_point("after-reroute")
-    for file_index, records in quarantine_records(sources, batch).items():
-        _guarded(failed, owner[file_index], write_quarantine, storage, sources[file_index], records)
+    quarantine = [
+        (owner[f], partial(write_quarantine, storage, sources[f], records))
+        for f, records in quarantine_records(sources, batch).items()
+    ]
+    _run_guarded(pool, failed, quarantine)
     crash_point("after-quarantine")
     facts = _Facts(work, sources, owner, batch, moved)
-    return done + _merge_and_finish(storage, facts, split.rows, failed)
+    writing = merge_and_write(pool, writers, storage, work, split.rows, failed)
+    return _Writing(ExitStack(), done, facts, writing, failed)
 
 
-def _guarded(failed: dict[int, BaseException], owner: int, step: Callable, *args: object) -> None:
-    """Run ``step(*args)`` for partition ``owner`` unless it has failed; record a failure."""
-    if owner in failed:
-        return
-    try:
-        step(*args)
-    except BibevError as exc:
-        failed[owner] = exc
+def _run_guarded(
+    pool: Executor,
+    failed: dict[int, BaseException],
+    steps: Sequence[tuple[int, Callable[[], object]]],
+) -> None:
+    """Run each (partition, step) whose partition has not failed, all at once; record the
+    partitions whose step failed (``BibevError``; anything else is a bug and is raised)."""
+    live = [(owner, step) for owner, step in steps if owner not in failed]
+    results = run_all(pool, [step for _, step in live])
+    for (owner, _), result in zip(live, results, strict=True):
+        if isinstance(result, BibevError):
+            failed.setdefault(owner, result)
+        elif isinstance(result, Exception):
+            raise result
 
 
 @dataclass(frozen=True)
 class _Facts:
     """What the chunk read, to count per partition."""
 
-    work: list[_Input]
+    work: list[Input]
     sources: list[SourceFile]
     owner: list[int]
     batch: FlatBatch
@@ -215,80 +261,36 @@ class _Facts:
         )
 
 
-def _read_existing(storage: Storage, key: str) -> pl.DataFrame | None:
-    return conform(storage.read_parquet(key)) if storage.exists(key) else None
-
-
-def _merge_and_finish(
-    storage: Storage, facts: _Facts, new: pl.DataFrame, failed: dict[int, BaseException]
-) -> list[Outcome]:
-    """Merge every live partition with its existing day in one pass, then write each one and
-    delete its inputs."""
-    existing: dict[int, pl.DataFrame | None] = {}
-    for n, item in enumerate(facts.work):
-        if n in failed:
-            continue
-        try:
-            existing[n] = _read_existing(storage, storage.day_key("compressed", item.day, item.vin))
-        except BibevError as exc:
-            failed[n] = exc
-    old = [frame for frame in existing.values() if frame is not None]
-    merged = compact_frames(pl.concat(old) if old else None, new)
-    day = pl.col("ts").dt.date().alias("day")
-    parts = merged.with_columns(day).partition_by("vin", "day", as_dict=True)
-    counts = {(v, d): c for v, d, c in new.group_by("vin", day).len().iter_rows()}
-    outcomes = []
-    for n, item in enumerate(facts.work):
-        partition = (item.vin, item.day)
-        if n in failed:
-            outcomes.append(Outcome(partition, error=failed[n]))
-            continue
-        frame = parts[partition].drop("day") if partition in parts else _EMPTY
-        try:
-            bytes_out = _write_day(storage, item, frame, existing.get(n))
-            crash_point("after-write")
-            delete_inputs(storage, item.keys)
-            crash_point("after-delete")
-        except BibevError as exc:
-            outcomes.append(Outcome(partition, error=exc))
-            continue
-        before = 0 if existing.get(n) is None else existing[n].height  # type: ignore[union-attr]
-        rows_in = counts.get(partition, 0)
-        result = facts.result(
-            n,
-            rows_in=rows_in,
-            rows_existing=before,
-            rows_out=frame.height,
-            duplicates=before + rows_in - frame.height,
-            bytes_out=bytes_out,
-            written=bytes_out > 0,
-            existing=existing.get(n) is not None,
-        )
-        logger.info(
-            "compacted %s %s: %d files, %d rows in, %d rows out, %d quarantined, %d rerouted",
-            item.vin,
-            item.day,
-            result.files,
-            result.rows_in,
-            result.rows_out,
-            result.quarantined,
-            result.rerouted,
-        )
-        outcomes.append(Outcome(partition, result))
-    return outcomes
-
-
-def _write_day(
-    storage: Storage, item: _Input, frame: pl.DataFrame, existing: pl.DataFrame | None
-) -> int:
-    """Write the merged day unless nothing changed; returns the bytes written."""
-    if frame.height == 0 and existing is None:
-        return 0
-    if existing is not None and frame.equals(existing):
-        return 0
-    data = encode(frame)
-    write_verified(storage, storage.day_key("compressed", item.day, item.vin), data, frame.height)
-    return len(data)
+def _outcome(
+    facts: _Facts, n: int, written: Written | BibevError | None, error: BaseException | None
+) -> Outcome:
+    item = facts.work[n]
+    partition = (item.vin, item.day)
+    if error is not None:
+        return Outcome(partition, error=error)
+    if not isinstance(written, Written):
+        return Outcome(partition, error=written or BibevError("partition was not finished"))
+    result = facts.result(
+        n,
+        rows_in=written.rows_in,
+        rows_existing=written.rows_existing,
+        rows_out=written.rows_out,
+        duplicates=written.rows_existing + written.rows_in - written.rows_out,
+        bytes_out=written.bytes_out,
+        written=written.bytes_out > 0,
+        existing=written.existing,
+    )
+    logger.info(
+        "compacted %s %s: %d files, %d rows in, %d rows out, %d quarantined, %d rerouted",
+        item.vin,
+        item.day,
+        result.files,
+        result.rows_in,
+        result.rows_out,
+        result.quarantined,
+        result.rerouted,
+    )
+    return Outcome(partition, result)
 
 
 def compact_day(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
+from contextlib import AbstractContextManager
 from datetime import date
 
 from bibev.storage import Storage
@@ -18,10 +18,14 @@ def lock_name(vin: str, day: date) -> str:
     return f"{STAGE}/{day:%Y-%m-%d}/{vin}"
 
 
-def take_lock(stack: ExitStack, storage: Storage, name: str, *, wait: float) -> None:
-    """Take lock ``name`` until ``stack`` closes; ``LockedError`` when another run holds it.
+def hold_lock(storage: Storage, name: str, *, wait: float) -> AbstractContextManager[None]:
+    """Take lock ``name`` and return it held: its ``__exit__`` releases it (so a lock taken in
+    an I/O thread can be released by the thread that owns the partition). ``LockedError`` when
+    another run holds it.
 
     A lock left by a crashed run on this host (its process is gone) is taken over at once by the
     storage layer, so running again repairs a crash without waiting for the lock to go stale.
     """
-    stack.enter_context(storage.lock(name, wait=wait))
+    lock = storage.lock(name, wait=wait)
+    lock.__enter__()
+    return lock

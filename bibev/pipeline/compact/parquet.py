@@ -30,8 +30,10 @@ def encode(frame: pl.DataFrame) -> bytes:
     """The Parquet bytes of a compressed day (deterministic for a given frame): zstd, min/max
     statistics and a page index on every column."""
     buffer = io.BytesIO()
+    # The newest Arrow types (string views) are polars' own: no conversion, the same bytes out.
+    table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
     pq.write_table(
-        frame.to_arrow(),
+        table,
         buffer,
         compression="zstd",
         compression_level=3,

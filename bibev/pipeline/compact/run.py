@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -92,12 +92,17 @@ class CompactJob:
     dry_run: bool = False
 
 
-def compact_batch(job: CompactJob, batch: Batch) -> list[Outcome]:
-    """Compact a batch of partitions; module-level so that it can run in a worker."""
+def compact_batch(
+    job: CompactJob, batch: Batch, on_progress: Callable[[int], None] | None = None
+) -> list[Outcome]:
+    """Compact a batch of partitions; module-level so that it can run in a worker.
+    ``on_progress`` is told how many of them are done, chunk by chunk."""
     if job.dry_run:
         return [_planned(job.storage, vin, day) for vin, day in batch]
     adapters = Adapters(get_registry(job.plugins), job.provider_options)
-    outcomes = compact_partitions(job.storage, batch, adapters=adapters, lock_wait=job.lock_wait)
+    outcomes = compact_partitions(
+        job.storage, batch, adapters=adapters, lock_wait=job.lock_wait, on_progress=on_progress
+    )
     # Exceptions are sent back as text: a worker's exception may not survive pickling.
     return [
         o if o.error is None else Outcome(o.partition, error=_Failure(_describe(o.error)))
@@ -121,8 +126,8 @@ def _planned(storage: Storage, vin: str, day: date) -> Outcome:
 
 
 def batches(partitions: Sequence[Partition], workers: int) -> list[Batch]:
-    """Consecutive partitions in batches of even size: at least two per worker (so that none
-    waits for a slow one), at most ``MAX_BATCH`` partitions in one."""
+    """Consecutive partitions in batches of even size for worker processes: at least two per
+    worker (so that none waits for a slow one), at most ``MAX_BATCH`` partitions in one."""
     if not partitions:
         return []
     count = max(workers * 2, -(-len(partitions) // MAX_BATCH))
@@ -167,6 +172,8 @@ def _run(
     on_progress: OnProgress,
 ) -> list[Outcome]:
     """Run the partitions in batches; progress is counted in partitions."""
+    if (workers or default_workers()) == 1 and not dask_address:
+        return _run_here(job, partitions, on_progress)
     groups = batches(partitions, workers or default_workers())
     sizes = [len(group) for group in groups]
 
@@ -188,6 +195,25 @@ def _run(
             outcomes.extend(
                 Outcome(p, error=_Failure(result.error or "")) for p in result.partition
             )
+    return outcomes
+
+
+def _run_here(
+    job: CompactJob, partitions: Sequence[Partition], on_progress: OnProgress
+) -> list[Outcome]:
+    """Run every partition in this process as one batch: its chunks are pipelined from the
+    first to the last (batches would each start and drain the pipeline), and progress is
+    reported chunk by chunk. A failure of the batch itself fails all of it, as in a worker."""
+    total = len(partitions)
+    on_progress(0, total)
+    try:
+        outcomes = compact_batch(job, tuple(partitions), lambda done: on_progress(done, total))
+    except Exception as exc:
+        logger.debug("compacting %d partition(s) failed", total, exc_info=True)
+        unexpected = "" if isinstance(exc, BibevError) else "unexpected "
+        failure = _Failure(f"{unexpected}{type(exc).__name__}: {exc}")
+        return [Outcome(partition, error=failure) for partition in partitions]
+    on_progress(total, total)
     return outcomes
 
 

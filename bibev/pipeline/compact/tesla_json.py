@@ -21,7 +21,7 @@ defines it. A line goes back to the generic path when
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import polars as pl
 
@@ -144,22 +144,26 @@ def _unquoted(raw: pl.Expr) -> pl.Expr:
     return pl.when(quoted & plain).then(inner)
 
 
-def _datums(messages: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per datum of the readable lines: key, value field, raw value JSON, ``ok``.
+def _datums(messages: pl.DataFrame) -> pl.DataFrame:
+    """One row per datum of the readable lines: ``message`` (its row in ``messages``), key,
+    value field, raw value JSON, ``ok``.
 
     ``data`` is the canonical JSON text of the list, ``[{"key": "K", "value": {"F": RAW}}, …]``:
     a string value cannot contain the separator ``}, {"key": "`` (its quotes would be escaped),
     so splitting on it gives one ``K", "value": {"F": RAW}`` per datum. A datum of any other
-    shape cannot pass the checks below, however it was split.
+    shape cannot pass the checks below, however it was split. Only the message's row number
+    travels with each datum; its context is gathered once, at the end (``_plan``).
     """
     datums = (
-        messages.filter(pl.col("ok") & (pl.col("data") != "[]"))
-        .select(*_CONTEXT[:-1], "data")
-        .with_columns(
+        messages.lazy()
+        .select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("message"), "ok", "data")
+        .filter(pl.col("ok") & (pl.col("data") != "[]"))
+        .select(
+            "message",
             pl.col("data")
             .str.strip_prefix(_DATA_START)
             .str.strip_suffix(_DATA_END)
-            .str.split(_DATUM_SEPARATOR)
+            .str.split(_DATUM_SEPARATOR),
         )
         .explode("data")
         .with_columns(pl.col("data").str.splitn(_KEY_END, 2).struct.rename_fields(["key", "tail"]))
@@ -178,11 +182,12 @@ def _datums(messages: pl.LazyFrame) -> pl.LazyFrame:
         & pl.col("field").is_in(_KNOWN_FIELDS)
     )
     return datums.select(
-        *_CONTEXT,
+        "message",
+        "key",
         "field",
         rest.str.strip_suffix("}").alias("raw"),
         well_formed.fill_null(False).alias("ok"),
-    )
+    ).collect()
 
 
 def _scalars(datums: pl.LazyFrame) -> pl.LazyFrame:
@@ -208,7 +213,7 @@ def _scalars(datums: pl.LazyFrame) -> pl.LazyFrame:
         + [(field == "invalid") & raw.is_in(["true", "false", '"true"'])]
     )
     return typed.select(
-        *_CONTEXT, *_VALUE_COLUMNS, "invalid", (~(pl.col("ok") & readable)).alias("bad")
+        "message", "key", *_VALUE_COLUMNS, "invalid", (~(pl.col("ok") & readable)).alias("bad")
     )
 
 
@@ -222,7 +227,7 @@ def _locations(datums: pl.LazyFrame) -> pl.LazyFrame:
     bad = ~(pl.col("ok") & lat.is_not_null() & lon.is_not_null())
     halves = [
         located.select(
-            *_CONTEXT[:-1],
+            "message",
             (pl.col("key") + f".{name}").alias("key"),
             value.alias("value_f64"),
             pl.lit(None, pl.Int64).alias("value_i64"),
@@ -250,11 +255,21 @@ def _message_rows(messages: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _plan(frame: pl.DataFrame) -> pl.LazyFrame:
-    """Every row of every parsed line, with ``bad`` set on what only the generic path can read."""
-    messages = _messages(frame.lazy())
-    datums = _datums(messages)
-    rows = pl.concat([_scalars(datums), _locations(datums), _message_rows(messages)])
+def _plan(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every row of every parsed line, with ``bad`` set on what only the generic path can read.
+
+    The messages and their datums are computed once and shared by the three kinds of rows (a
+    lazy plan would compute them once per kind)."""
+    messages = _messages(frame.lazy()).collect()
+    datums = _datums(messages).lazy()
+    values = pl.concat([_scalars(datums), _locations(datums)]).collect()
+    context = messages.select(_CONTEXT[:-1]).gather(values.get_column("message"))
+    rows = pl.concat(
+        [
+            pl.concat([context, values.drop("message")], how="horizontal"),
+            _message_rows(messages.lazy()).collect(),
+        ]
+    )
     unit = pl.col("key").replace_strict(TELEMETRY_UNITS, default=None, return_dtype=pl.String)
     return rows.select(
         "vin",
@@ -272,6 +287,16 @@ def _plan(frame: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
+def odd_lines(lines: Sequence[bytes], indices: Iterable[int]) -> list[int]:
+    """The lines at ``indices`` that cannot be JSON objects: one of them in a read makes polars
+    refuse the whole read, so they go straight to the generic path."""
+    return [
+        i
+        for i in indices
+        if (lines[i][:1] != b"{" or lines[i][-1:] != b"}") and not _looks_like_an_object(lines[i])
+    ]
+
+
 def flatten_tesla_json(
     lines: Sequence[bytes], vins: Sequence[str], indices: Sequence[int], data: bytes
 ) -> tuple[pl.DataFrame, list[int]]:
@@ -282,20 +307,26 @@ def flatten_tesla_json(
     ``lines[i] for i in indices`` joined by newlines (none of them blank). The ``line`` column
     of the rows holds indices into ``lines``.
     """
-    odd = [
-        i
-        for i in indices
-        if (lines[i][:1] != b"{" or lines[i][-1:] != b"}") and not _looks_like_an_object(lines[i])
-    ]
-    skip = set(odd)
-    candidates = [i for i in indices if i not in skip] if odd else list(indices)
-    frames, refused = _read(lines, candidates, None if odd else data)
+    odd = odd_lines(lines, indices)
+    if odd:
+        skip = set(odd)
+        indices = [i for i in indices if i not in skip]
+        data = b"\n".join([lines[i] for i in indices])
+    rows, left = flatten_objects(lines, vins, indices, data)
+    return rows, sorted([*odd, *left])
+
+
+def flatten_objects(
+    lines: Sequence[bytes], vins: Sequence[str], indices: Sequence[int], data: bytes
+) -> tuple[pl.DataFrame, list[int]]:
+    """``flatten_tesla_json`` for lines that all look like JSON objects (no ``odd_lines``)."""
+    frames, refused = _read(lines, list(indices), data)
     if not frames:
-        return pl.DataFrame(schema=FLAT_SCHEMA), sorted([*odd, *refused])
+        return pl.DataFrame(schema=FLAT_SCHEMA), sorted(refused)
     parsed = pl.concat(frames)
     folder_vin = pl.Series("vin", vins, dtype=pl.String).gather(parsed.get_column("line"))
-    flat = _plan(parsed.with_columns(folder_vin)).collect()
+    flat = _plan(parsed.with_columns(folder_vin))
     bad = flat.filter("bad").get_column("line").unique()
     rows = flat.filter(~pl.col("line").is_in(bad.implode())) if bad.len() else flat
-    left = sorted({*odd, *refused, *bad.to_list()})
+    left = sorted({*refused, *bad.to_list()})
     return rows.drop("bad").cast(pl.Schema(FLAT_SCHEMA)), left
