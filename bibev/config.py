@@ -21,6 +21,31 @@ ENV_PREFIX = "BIBEV_"
 DEFAULT_CONFIG_NAME = "bibev.toml"
 
 
+# librdkafka settings whose values are credentials (sasl.password, ssl.key.password,
+# ssl.key.pem, sasl.oauthbearer.client.secret, sasl.oauthbearer.config, …).
+_KAFKA_SECRET_WORDS = ("password", "secret", "passphrase", "key.pem", "oauthbearer.config")
+
+
+def is_kafka_secret(name: str) -> bool:
+    """Whether the librdkafka setting ``name`` holds a credential (never shown or logged)."""
+    return any(word in name.lower() for word in _KAFKA_SECRET_WORDS)
+
+
+def kafka_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """librdkafka settings as text (``true``/``false`` for booleans, as librdkafka spells
+    them), credentials wrapped in ``SecretStr``."""
+    settings: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        if is_kafka_secret(str(name)) and isinstance(value, str):
+            value = SecretStr(value)
+        settings[str(name)] = value
+    return settings
+
+
 class Settings(BaseSettings):
     """Every setting bibev reads. Field names are the ``bibev.toml`` keys and, upper-cased with
     the ``BIBEV_`` prefix, the environment variables."""
@@ -62,6 +87,44 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-provider options, e.g. [providers.tesla] in bibev.toml",
     )
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", min_length=1, description="bibev stream: brokers, host:port[,…]"
+    )
+    stream_topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["tesla_V"],
+        min_length=1,
+        description="bibev stream: topics to consume (comma-separated)",
+    )
+    stream_group_id: str = Field(
+        "bibev-stream", min_length=1, description="bibev stream: consumer group"
+    )
+    stream_buffer_size: int = Field(
+        1000, ge=1, description="bibev stream: write a VIN's buffer at this many records"
+    )
+    stream_flush_interval: float = Field(
+        30.0, gt=0, description="bibev stream: write a buffer this many seconds old"
+    )
+    stream_stats_interval: float = Field(
+        60.0, gt=0, description="bibev stream: seconds between stats log lines"
+    )
+    kafka_consumer_config: dict[str, str | SecretStr] = Field(
+        default_factory=dict,
+        description="bibev stream: librdkafka consumer settings (secrets are masked)",
+    )
+
+    @field_validator("stream_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("kafka_consumer_config", mode="before")
+    @classmethod
+    def _mask_kafka_secrets(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return kafka_settings(value)
+        return value
 
     @field_validator("plugins", mode="before")
     @classmethod

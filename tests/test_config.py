@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from bibev.config import load_settings
+from bibev.config import is_kafka_secret, load_settings
 from bibev.errors import ConfigError
 
 
@@ -92,3 +93,42 @@ def test_s3_options_from_settings():
         "secret": "very-secret",
     }
     assert "very-secret" not in repr(settings)
+
+
+def test_stream_settings_from_env_and_file(tmp_path):
+    config = write_toml(
+        tmp_path,
+        'stream_group_id = "nightly"\n[kafka_consumer_config]\n'
+        '"sasl.password" = "pw-123456"\n"session.timeout.ms" = 6000\n'
+        '"enable.partition.eof" = false\n',
+    )
+    environ = {"BIBEV_STREAM_TOPICS": "tesla_V, tesla_alerts ,", "BIBEV_STREAM_BUFFER_SIZE": "500"}
+    settings = load_settings({}, config_path=config, environ=environ).settings
+    assert settings.stream_topics == ["tesla_V", "tesla_alerts"]
+    assert settings.stream_buffer_size == 500
+    assert settings.stream_group_id == "nightly"
+    consumer = settings.kafka_consumer_config
+    assert consumer["session.timeout.ms"] == "6000"
+    assert consumer["enable.partition.eof"] == "false"
+    assert isinstance(consumer["sasl.password"], SecretStr)
+    assert consumer["sasl.password"].get_secret_value() == "pw-123456"
+    assert "pw-123456" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("sasl.password", True),
+        ("ssl.key.pem", True),
+        ("sasl.oauthbearer.client.secret", True),
+        ("sasl.username", False),
+        ("session.timeout.ms", False),
+    ],
+)
+def test_kafka_secret_names(name, secret):
+    assert is_kafka_secret(name) is secret
+
+
+def test_stream_buffer_size_below_one_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="stream_buffer_size"):
+        load_settings({}, environ={"BIBEV_STREAM_BUFFER_SIZE": "0"})

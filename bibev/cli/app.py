@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 try:  # typer bundles its own click, whose errors are not the click package's
     from typer._click.exceptions import ClickException
@@ -102,6 +103,11 @@ def main_options(
         s.get_secret_value()
         for s in (settings.s3_access_key_id, settings.s3_secret_access_key)
         if s
+    ]
+    secrets += [
+        value.get_secret_value()
+        for value in settings.kafka_consumer_config.values()
+        if isinstance(value, SecretStr)
     ]
     configure_logging(
         verbosity=settings.verbosity,

@@ -25,7 +25,13 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask ``secrets`` too (longest first, so a secret holding another is masked whole)."""
+        known = {*self.secrets, *(s for s in secrets if s and len(s) >= 4)}
+        self.secrets = sorted(known, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
@@ -77,3 +83,13 @@ def configure_logging(
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers[:] = [handler]
     warnings_logger.propagate = False
+
+
+def mask_secrets(secrets: Iterable[str]) -> None:
+    """Mask more secrets in every log line from now on (those a command learns from its own
+    options, such as Kafka credentials given with ``--consumer-config``)."""
+    values = list(secrets)
+    for handler in logging.getLogger("bibev").handlers:
+        for found in handler.filters:
+            if isinstance(found, SecretFilter):
+                found.add(values)

@@ -30,7 +30,7 @@ class VinBuffer:
         self.vin = vin
         self.started = started
         self.count = 0
-        self.days: dict[str, list[str]] = {}
+        self.days: dict[str, list[bytes]] = {}
         self.first_offsets: dict[TopicPartition, int] = {}
 
     def __repr__(self) -> str:
@@ -53,25 +53,47 @@ class StreamBuffers:
         self.buffered = 0
 
     def add(
-        self, vin: str, day: str, line: str, tp: TopicPartition, offset: int, now: float
+        self, vin: str, day: str, line: bytes, tp: TopicPartition, offset: int, now: float
     ) -> None:
-        """Buffer one line. A buffer that reaches ``buffer_size`` moves to ``ready`` at once
-        (the VIN's next record starts a new buffer), so no buffer ever exceeds the size."""
-        buffer = self.buffers.get(vin)
-        if buffer is None:
-            buffer = self.buffers[vin] = VinBuffer(vin, now)
-        lines = buffer.days.get(day)
-        if lines is None:
-            lines = buffer.days[day] = []
-        lines.append(line)
-        if tp not in buffer.first_offsets:
-            buffer.first_offsets[tp] = offset
-            self.pending.setdefault(tp, {})[buffer] = offset
-        buffer.count += 1
-        self.buffered += 1
-        if buffer.count >= self.buffer_size:
-            del self.buffers[vin]
-            self.ready.append(buffer)
+        """Buffer one line (see ``add_lines``)."""
+        self.add_lines(vin, {day: [line]}, {tp: offset}, now)
+
+    def add_lines(
+        self,
+        vin: str,
+        days: dict[str, list[bytes]],
+        first_offsets: dict[TopicPartition, int],
+        now: float,
+    ) -> None:
+        """Buffer one batch's lines of ``vin`` (``days``: the lines of each UTC day, in order;
+        ``first_offsets``: the first offset of each partition they come from). A buffer that
+        reaches ``buffer_size`` moves to ``ready`` at once and the rest starts a new buffer, so
+        no buffer ever exceeds the size. (When a batch's lines are split over two buffers, both
+        hold the lines' first offsets as pending: a commit waits for both, which is safe.)"""
+        size = self.buffer_size
+        for day, lines in days.items():
+            start, total = 0, len(lines)
+            while start < total:
+                buffer = self.buffers.get(vin)
+                if buffer is None:
+                    buffer = self.buffers[vin] = VinBuffer(vin, now)
+                take = min(size - buffer.count, total - start)
+                chunk = lines if take == total else lines[start : start + take]
+                held = buffer.days.get(day)
+                if held is None:
+                    buffer.days[day] = chunk
+                else:
+                    held.extend(chunk)
+                buffer.count += take
+                self.buffered += take
+                start += take
+                for tp, offset in first_offsets.items():
+                    if tp not in buffer.first_offsets:
+                        buffer.first_offsets[tp] = offset
+                        self.pending.setdefault(tp, {})[buffer] = offset
+                if buffer.count >= size:
+                    del self.buffers[vin]
+                    self.ready.append(buffer)
 
     def take_ready(self) -> list[VinBuffer]:
         """The full buffers, removed for writing (offsets pending until ``flushed``)."""

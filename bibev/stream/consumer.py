@@ -18,19 +18,21 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import stamina
 
-from bibev.errors import ConfigError, DataContractError, ProviderError
+from bibev.errors import ConfigError, ProviderError
 from bibev.storage import Storage
+from bibev.stream.batch import paused_gc, read_batch
 from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
 from bibev.stream.options import StreamOptions, kafka_config
-from bibev.stream.records import LineBuilder, quarantine_line
-from bibev.stream.sink import StreamSink
+from bibev.stream.records import LineBuilder
+from bibev.stream.sink import StreamSink, Written
 from bibev.stream.stats import StatsSnapshot, StreamCounts, stats_line
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ kafka_logger = logging.getLogger("bibev.stream.kafka")
 
 # Broker-side errors worth logging at most this often (the client reports them in a loop).
 ERROR_LOG_EVERY = 30.0
+# Batches of buffers being written while the loop goes on (each may be many files).
+MAX_WRITES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -74,7 +78,9 @@ class StreamConsumer:
         self.clock = clock
         self.on_progress = on_progress
         self.buffers = StreamBuffers(options.buffer_size)
-        self.builder = LineBuilder(options.encoding)
+        # One topic named outright (not a ^regex subscription): records need no topic check.
+        one_topic = len(options.topics) == 1 and not options.topics[0].startswith("^")
+        self.builder = LineBuilder(options.encoding, one_topic=one_topic)
         self.sink = StreamSink(storage, workers=options.write_workers)
         self.counts = StreamCounts()
         self._consumer: Any = None
@@ -83,6 +89,9 @@ class StreamConsumer:
         self._fatal: Any = None
         self._last_commit = 0.0
         self._last_age_check = 0.0
+        # Writes in flight, oldest first: (future, buffers, why, records).
+        self._inflight: deque[tuple[Future[Written], list[VinBuffer], str, int]] = deque()
+        self._inflight_records = 0
 
     # -- run ------------------------------------------------------------------------------
 
@@ -141,11 +150,8 @@ class StreamConsumer:
                 if now >= deadline:
                     break
                 timeout = max(0.0, min(timeout, deadline - now))
-            messages = self._consumer.consume(num_messages=wanted, timeout=timeout)
-            if messages:
-                if self.on_progress is not None:
-                    self.on_progress(self.counts.messages + len(messages))
-                self._process(messages)
+            with paused_gc():
+                self._consume(wanted, timeout)
             self._housekeeping()
             now = self.clock()
             if now >= stats_at:
@@ -155,53 +161,25 @@ class StreamConsumer:
 
     # -- records --------------------------------------------------------------------------
 
+    def _consume(self, wanted: int, timeout: float) -> None:
+        messages = self._consumer.consume(num_messages=wanted, timeout=timeout)
+        if messages:
+            if self.on_progress is not None:
+                self.on_progress(self.counts.messages + len(messages))
+            self._process(messages)
+
     def _process(self, messages: Sequence[Any]) -> None:
         """Buffer a batch; quarantine its bad records; then mark its offsets done."""
-        buffers, builder = self.buffers, self.builder
-        rejected: list[str] = []
-        done: dict[TopicPartition, int] = {}
-        first: dict[TopicPartition, int] = {}
         now = self.clock()
-        now_ms = int(time.time() * 1000)
-        size = 0
-        count = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_message_error(error)
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            key, value, headers = message.key(), message.value(), message.headers()
-            ts_type, ts = message.timestamp()
-            if ts_type == 0 or ts < 0:  # TIMESTAMP_NOT_AVAILABLE
-                ts = now_ms
-            tp = (topic, partition)
-            try:
-                vin, day, line = builder.line(topic, partition, offset, key, headers, ts, value)
-            except DataContractError as exc:
-                rejected.append(
-                    quarantine_line(
-                        reason=str(exc),
-                        topic=topic,
-                        partition=partition,
-                        offset=offset,
-                        key=key,
-                        headers=headers,
-                        timestamp_ms=ts,
-                        value=value,
-                        quarantined_at=datetime.now(UTC).isoformat(),
-                    )
-                )
-            else:
-                buffers.add(vin, day, line, tp, offset, now)
-            if tp not in first:
-                first[tp] = offset
-            done[tp] = offset
-            count += 1
-            size += len(value) if value else 0
-        self.counts.messages += count
-        self.counts.bytes += size
-        self._finish_batch(rejected, done, first)
+        batch = read_batch(self.builder, messages, int(time.time() * 1000))
+        for error in batch.errors:
+            self._on_message_error(error)
+        add = self.buffers.add_lines
+        for vin, lines in batch.groups.items():
+            add(vin, lines.by_day(), lines.first_offsets(), now)
+        self.counts.messages += batch.count
+        self.counts.bytes += batch.size
+        self._finish_batch(batch.rejected, batch.last, batch.first)
 
     def _finish_batch(
         self,
@@ -224,9 +202,33 @@ class StreamConsumer:
         self._write(self.buffers.take(vins), why)
 
     def _write(self, taken: list[VinBuffer], why: str) -> None:
+        """Start writing ``taken``; the loop goes on meanwhile. Their offsets stay pending
+        until ``_settle`` has seen the write succeed, so a commit never covers them before."""
         if not taken:
             return
-        written = self.sink.write_buffers(taken)
+        records = sum(buffer.count for buffer in taken)
+        self._inflight.append((self.sink.submit(taken), taken, why, records))
+        self._inflight_records += records
+        # Bound the memory held by writes in flight (and how far the loop runs ahead).
+        while len(self._inflight) > MAX_WRITES_IN_FLIGHT or (
+            self._inflight_records > self.options.max_buffered
+        ):
+            self._settle_one()
+
+    def _reap(self) -> None:
+        """Account for the writes that have finished (without waiting)."""
+        while self._inflight and self._inflight[0][0].done():
+            self._settle_one()
+
+    def _settle(self) -> None:
+        """Wait for every write in flight."""
+        while self._inflight:
+            self._settle_one()
+
+    def _settle_one(self) -> None:
+        future, taken, why, records = self._inflight.popleft()
+        self._inflight_records -= records
+        written = future.result()  # a StorageError ends the run, without a commit
         self.buffers.flushed(taken)
         self.counts.flushes += len(taken)
         self.counts.files += written.files
@@ -243,6 +245,7 @@ class StreamConsumer:
                 self._flush(aged, "interval")
         if self.buffers.buffered > self.options.max_buffered:
             self._flush(self.buffers.oldest(self.options.max_buffered // 2), "memory")
+        self._reap()
         if force_commit or now - self._last_commit >= self.options.commit_interval:
             self._commit()
 
@@ -284,6 +287,7 @@ class StreamConsumer:
         tps = [(p.topic, p.partition) for p in partitions]
         if not self._aborting:
             self._flush(self.buffers.holding(tps), "revoked")
+            self._settle()
         self._commit(tps)
         self.buffers.forget(tps)
         logger.info("revoked %s", _names(partitions))
@@ -292,6 +296,7 @@ class StreamConsumer:
         tps = [(p.topic, p.partition) for p in partitions]
         if not self._aborting:
             self._flush(self.buffers.holding(tps), "lost")
+            self._settle()
         self.buffers.forget(tps)
         logger.warning("lost %s (another consumer reads them again)", _names(partitions))
 
@@ -316,6 +321,7 @@ class StreamConsumer:
         returns the partitions whose last records could not be committed."""
         logger.info("draining: flushing %d buffered records", self.buffers.buffered)
         self._write(self.buffers.take_all(), "drain")
+        self._settle()
         if not self._commit(attempts=10):
             logger.error("could not commit the last offsets; they will be read again")
         uncommitted = self.buffers.uncommitted()

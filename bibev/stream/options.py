@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from bibev.config import kafka_settings
 from bibev.errors import ConfigError
 
 # Settings that would break the commit protocol: bibev stores offsets and commits itself.
@@ -32,7 +33,9 @@ class StreamOptions(BaseModel):
     max_messages: int | None = Field(None, ge=1)
     max_seconds: float | None = Field(None, gt=0)
     stats_interval: float = Field(60.0, gt=0)
-    consumer_config: dict[str, str] = Field(default_factory=dict)
+    # librdkafka settings; credentials (``is_kafka_secret``) are kept as ``SecretStr`` so that
+    # they never show in a log line, the runs table or ``repr``.
+    consumer_config: dict[str, str | SecretStr] = Field(default_factory=dict)
     batch_size: int = Field(10_000, ge=1, description="records per consume() call")
     max_buffered: int = Field(
         200_000, ge=1, description="flush the oldest buffers when more records than this wait"
@@ -48,9 +51,14 @@ class StreamOptions(BaseModel):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
 
+    @field_validator("consumer_config", mode="before")
+    @classmethod
+    def _mask_secrets(cls, value: Any) -> Any:
+        return kafka_settings(value) if isinstance(value, Mapping) else value
+
     @field_validator("consumer_config")
     @classmethod
-    def _keep_commit_protocol(cls, value: dict[str, str]) -> dict[str, str]:
+    def _keep_commit_protocol(cls, value: dict[str, str | SecretStr]) -> dict[str, str | SecretStr]:
         for name, required in PROTECTED_CONFIG.items():
             if name in value and str(value[name]).lower() != required:
                 raise ValueError(f"{name} must stay {required}: bibev commits offsets itself")
@@ -98,6 +106,11 @@ def kafka_config(options: StreamOptions) -> dict[str, Any]:
         "reconnect.backoff.ms": 200,
         "reconnect.backoff.max.ms": 10_000,
     }
-    config.update(options.consumer_config)
+    config.update(
+        {
+            name: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for name, value in options.consumer_config.items()
+        }
+    )
     config.update(PROTECTED_CONFIG)
     return config

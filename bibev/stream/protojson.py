@@ -184,17 +184,15 @@ def _value_text(buf: bytes) -> str:
 def datum_text(buf: bytes) -> str:
     """The protojson text of one ``Datum``: key (1) then value (2), each at most once."""
     n = len(buf)
-    # The most common datum, a double, takes a shortcut: 08 <key> 12 09 29 <8 bytes>.
-    if 13 <= n <= 14 and buf[0] == 0x08 and buf[n - 11 : n - 8] == b"\x12\x09\x29":
-        if n == 13 and buf[1] < 0x80:
-            key = buf[1]
-        elif n == 14 and buf[1] >= 0x80 and buf[2] < 0x80:
-            key = (buf[1] & 0x7F) | (buf[2] << 7)
-        else:
-            key = -1
-        head = _KEY_TEXT.get(key)
-        if head is not None:
-            return head + ',"value":{"doubleValue":' + _double_text(_DOUBLE(buf, n - 8)[0]) + "}}"
+    if n > 4 and buf[0] == 0x08:
+        # The usual shapes take a shortcut: 08 <key> 12 <length> then a double, a location or
+        # a short string.
+        p = 2 if buf[1] < 0x80 else 3 if buf[2] < 0x80 else 0
+        head = _KEY_TEXT.get(buf[1] if p == 2 else (buf[1] & 0x7F) | (buf[2] << 7))
+        if p and head is not None and buf[p] == 0x12 and buf[p + 1] == n - p - 2:
+            shortcut = _usual_value_text(buf, p + 2)
+            if shortcut is not None:
+                return head + shortcut
     i = 0
     key = 0
     value = ""
@@ -212,6 +210,26 @@ def datum_text(buf: bytes) -> str:
     return head + value + "}"
 
 
+def _usual_value_text(buf: bytes, i: int) -> str | None:
+    """``,"value":{…}}`` of the ``Value`` that fills ``buf`` from ``i`` when it is a double
+    (29 <8 bytes>), a location (3a 12 09 <8 bytes> 11 <8 bytes>) or a string shorter than 128
+    bytes (0a <length> <bytes>); ``None`` for anything else."""
+    kind, size = buf[i], len(buf) - i
+    if kind == 0x29 and size == 9:
+        return ',"value":{"doubleValue":' + _double_text(_DOUBLE(buf, i + 1)[0]) + "}}"
+    if kind == 0x3A and size == 20 and buf[i + 1 : i + 3] == b"\x12\x09" and buf[i + 11] == 0x11:
+        return (
+            ',"value":{"locationValue":{"latitude":'
+            + _double_text(_DOUBLE(buf, i + 3)[0])
+            + ',"longitude":'
+            + _double_text(_DOUBLE(buf, i + 12)[0])
+            + "}}}"
+        )
+    if kind == 0x0A and buf[i + 1] == size - 2:
+        return ',"value":{"stringValue":' + _string_text(buf[i + 2 :]) + "}}"
+    return None
+
+
 def _timestamp(buf: bytes) -> tuple[int, int]:
     seconds, nanos, i = 0, 0, 0
     if i < len(buf) and buf[i] == 0x08:
@@ -225,6 +243,7 @@ def _timestamp(buf: bytes) -> tuple[int, int]:
 
 _DAY_TEXT: dict[int, str] = {}
 _MINUTE_TEXT: dict[int, tuple[str, str]] = {}
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
 
 
 def day_text(days: int) -> str:
@@ -247,32 +266,145 @@ def minute_text(minutes: int) -> tuple[str, str]:
     return found
 
 
-_SECOND_TEXT: dict[int, tuple[str, str]] = {}
-
-
-def _second_text(seconds: int) -> tuple[str, str]:
-    if len(_SECOND_TEXT) >= _CACHE_LIMIT:
-        _SECOND_TEXT.clear()
+def second_text(seconds: int) -> tuple[str, str]:
+    """Seconds since the epoch → (``YYYY-MM-DDTHH:MM:SS``, ``YYYY-MM-DD``). (Not cached per
+    second: a vehicle's records rarely share one, a minute's text is cached instead.)"""
     minutes, secs = divmod(seconds, 60)
-    prefix, day = minute_text(minutes)
-    found = _SECOND_TEXT[seconds] = (f"{prefix}{secs:02d}", day)
-    return found
+    prefix, day = _MINUTE_TEXT.get(minutes) or minute_text(minutes)
+    return prefix + _TWO_DIGITS[secs], day
+
+
+def fraction_text(nanos: int) -> str:
+    """The end of a protojson time: ``Z``, ``.123Z``, ``.123456Z`` or ``.123456789Z``."""
+    if nanos == 0:
+        return "Z"
+    if nanos % 1_000_000 == 0:
+        return f".{nanos // 1_000_000:03d}Z"
+    if nanos % 1000 == 0:
+        return f".{nanos // 1000:06d}Z"
+    return f".{nanos:09d}Z"
 
 
 def timestamp_text(seconds: int, nanos: int) -> tuple[str, str]:
-    """``(createdAt text as protojson prints it, UTC day)`` of a protobuf ``Timestamp``
-    (cached per second: a fleet's records share their seconds)."""
-    text, day = _SECOND_TEXT.get(seconds) or _second_text(seconds)
-    if nanos == 0:
-        return text + "Z", day
-    if nanos % 1_000_000 == 0:
-        return f"{text}.{nanos // 1_000_000:03d}Z", day
-    if nanos % 1000 == 0:
-        return f"{text}.{nanos // 1000:06d}Z", day
-    return f"{text}.{nanos:09d}Z", day
+    """``(createdAt text as protojson prints it, UTC day)`` of a protobuf ``Timestamp``."""
+    text, day = second_text(seconds)
+    return text + fraction_text(nanos), day
 
 
-_datum_cache: dict[bytes, str] = {}
+# ``created_at`` bytes → text, in two cached halves: 08 <seconds, a 5-byte varint: every time
+# from 1978 to 3058> → (``YYYY-MM-DDTHH:MM:SS``, day), and the rest (10 <nanos> or nothing) →
+# ``.123Z``. Only halves of exactly that form are cached, so a hit is always canonical.
+_CREATED_HEAD: dict[bytes, tuple[bytes, str]] = {}
+_CREATED_TAIL: dict[bytes, bytes] = {}
+
+
+def _created_head(created: bytes) -> tuple[bytes, str] | None:
+    """The first half, now cached; ``None`` when ``created`` does not start that way."""
+    bits = int.from_bytes(created[1:6], "little")
+    # 0x08, then four bytes with the continuation bit and a fifth without it.
+    if len(created) < 6 or created[0] != 0x08 or bits & 0x8080808080 != 0x0080808080:
+        return None
+    seconds = (
+        (bits & 0x7F)
+        | (bits >> 1 & 0x3F80)
+        | (bits >> 2 & 0x1FC000)
+        | (bits >> 3 & 0xFE00000)
+        | (bits >> 4 & 0x7F0000000)
+    )
+    text, day = second_text(seconds)
+    if len(_CREATED_HEAD) >= _CACHE_LIMIT:
+        _CREATED_HEAD.clear()
+    head = _CREATED_HEAD[created[:6]] = (text.encode("ascii"), day)
+    return head
+
+
+def _created_tail(rest: bytes) -> bytes | None:
+    """The second half (after a first half of the usual form), now cached; ``None`` when it
+    is not a well-formed ``nanos`` field."""
+    nanos, i = _varint(rest, 1) if rest[:1] == b"\x10" else (0, 0)
+    if i != len(rest) or nanos > 999_999_999:
+        return None
+    if len(_CREATED_TAIL) >= _CACHE_LIMIT:
+        _CREATED_TAIL.clear()
+    tail = _CREATED_TAIL[rest] = fraction_text(nanos).encode("ascii")
+    return tail
+
+
+def _created_text(created: bytes) -> tuple[tuple[bytes, str], bytes]:
+    """``created_at`` bytes → ((text up to the seconds, UTC day), rest of the text)."""
+    head = _CREATED_HEAD.get(created[:6]) or _created_head(created)
+    tail = _CREATED_TAIL.get(created[6:])
+    if head is not None and tail is None:
+        tail = _created_tail(created[6:])
+    if head is None or tail is None:  # an unusual form: read it all
+        seconds, nanos = _timestamp(created)
+        text, day = second_text(seconds)
+        return (text.encode("ascii"), day), fraction_text(nanos).encode("ascii")
+    return head, tail
+
+
+def _vin_inner(vin: bytes) -> bytes:
+    """The VIN as it goes between the quotes of a JSON string."""
+    if vin.isalnum():  # ASCII letters and digits: every valid VIN
+        return vin
+    try:
+        return json.dumps(vin.decode("utf-8"))[1:-1].encode("ascii")
+    except UnicodeDecodeError:
+        raise NotCanonical from None
+
+
+# Datum bytes → text, in two generations: when the young one is full it becomes the old one,
+# so the datums that keep coming back (a gear, a zero) survive, and memory stays bounded.
+_datum_cache: dict[bytes, bytes] = {}
+_datum_old: dict[bytes, bytes] = {}
+
+
+# The two most frequent datums, with a key below 128, read without leaving ``_datum_miss``:
+# 08 <key> 12 09 29 <double> and 08 <key> 12 14 3a 12 09 <latitude> 11 <longitude>.
+_DOUBLE_HEAD = {
+    k: (v + ',"value":{"doubleValue":').encode() for k, v in _KEY_TEXT.items() if k < 128
+}
+_LOCATION_HEAD = {
+    k: (v + ',"value":{"locationValue":{"latitude":').encode()
+    for k, v in _KEY_TEXT.items()
+    if k < 128
+}
+_COORDINATES = struct.Struct("<dxd").unpack_from
+_INFINITY = math.inf
+
+
+def _datum_miss(piece: bytes) -> bytes:
+    """The text of a datum not in the (young) cache, now cached."""
+    if len(_datum_cache) >= _CACHE_LIMIT:
+        _datum_old.clear()
+        _datum_old.update(_datum_cache)
+        _datum_cache.clear()
+    text = _datum_old.get(piece)
+    if text is not None:
+        _datum_cache[piece] = text
+        return text
+    n = len(piece)
+    if n == 13 and piece[2:5] == b"\x12\x09\x29" and piece[0] == 0x08:
+        head = _DOUBLE_HEAD.get(piece[1])
+        value = _DOUBLE(piece, 5)[0]
+        if head is not None and -_INFINITY < value < _INFINITY:
+            text = head + repr(value).encode() + b"}}"
+    elif n == 24 and piece[2:7] == b"\x12\x14\x3a\x12\x09" and piece[0] == 0x08:
+        head = _LOCATION_HEAD.get(piece[1])
+        latitude, longitude = _COORDINATES(piece, 7)
+        if (
+            head is not None
+            and piece[15] == 0x11
+            and -_INFINITY < latitude < _INFINITY
+            and -_INFINITY < longitude < _INFINITY
+        ):
+            text = b"".join(
+                (head, repr(latitude).encode(), b',"longitude":', repr(longitude).encode(), b"}}}")
+            )
+    if text is None:
+        text = datum_text(piece).encode("ascii")
+    _datum_cache[piece] = text
+    return text
 
 
 def fast_protojson(raw: bytes) -> tuple[str, str | None, str]:
@@ -281,59 +413,84 @@ def fast_protojson(raw: bytes) -> tuple[str, str | None, str]:
     if not raw:
         raise NotCanonical  # the reference path says why an empty record is refused
     try:
-        return protojson_parts(raw)
+        vin, day, text = protojson_parts(raw)
     except IndexError:  # a length or varint running past the end
+        raise NotCanonical from None
+    try:
+        return vin.decode("utf-8"), day, text.decode("ascii")
+    except UnicodeDecodeError:
         raise NotCanonical from None
 
 
-def protojson_parts(raw: bytes) -> tuple[str, str | None, str]:
-    """``fast_protojson`` without its guards, for the consumer's hot loop: the caller handles
-    an empty ``raw`` and treats ``IndexError`` (a truncated record) like ``NotCanonical``."""
-    cache = _datum_cache
-    cached = cache.get
-    parts: list[str] = []
+def protojson_parts(raw: bytes) -> tuple[bytes, str | None, bytes]:
+    """``fast_protojson`` without its guards, for the consumer's hot loop: (VIN bytes as sent,
+    UTC day, protojson as ASCII bytes). The caller handles an empty ``raw`` and treats
+    ``IndexError`` (a truncated record) like ``NotCanonical``."""
+    cached = _datum_cache.get
+    parts: list[bytes] = []
     append = parts.append
     created: bytes | None = None
-    vin = ""
-    resend = "false"
+    vin = b""
+    resend = b"false"
     n = len(raw)
     i = 0
     while i < n:
         tag = raw[i]
-        if tag == 0x20:  # is_resend
-            flag, i = _varint(raw, i + 1)
-            resend = "true" if flag else "false"
-            continue
         length = raw[i + 1]
+        if tag == 0x0A and length < 0x80:  # data: a Datum (the usual, short one)
+            start = i + 2
+            i = start + length
+            piece = raw[start:i]
+            append(cached(piece) or _datum_miss(piece))
+            continue
+        if tag == 0x20:  # is_resend
+            if length < 0x80:
+                resend = b"true" if length else b"false"
+                i += 2
+            else:
+                flag, i = _varint(raw, i + 1)
+                resend = b"true" if flag else b"false"
+            continue
         if length < 0x80:
-            i += 2
+            start = i + 2
         else:
-            length, i = _varint(raw, i + 1)
-        end = i + length
-        if end > n:
-            raise NotCanonical
+            length, start = _varint(raw, i + 1)
+        i = start + length
         if tag == 0x0A:  # data: a Datum
-            piece = raw[i:end]
-            text = cached(piece)
-            if text is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                text = cache[piece] = datum_text(piece)
-            append(text)
+            piece = raw[start:i]
+            append(cached(piece) or _datum_miss(piece))
         elif tag == 0x1A:  # vin (the last one wins, as in protobuf)
-            try:
-                vin = raw[i:end].decode("utf-8")
-            except UnicodeDecodeError:
-                raise NotCanonical from None
+            vin = raw[start:i]
         elif tag == 0x12 and created is None:  # created_at
-            created = raw[i:end]
+            created = raw[start:i]
         else:
             raise NotCanonical
-        i = end
-    head = '{"data":[' + ",".join(parts) + "]"
-    vin_text = '"' + vin + '"' if vin.isalnum() and vin.isascii() else json.dumps(vin)
-    tail = ',"vin":' + vin_text + ',"isResend":' + resend + "}"
+    if i != n:
+        raise NotCanonical  # the last field runs past the end
+    data = b",".join(parts)
+    vin_text = vin if vin.isalnum() else _vin_inner(vin)  # every valid VIN is alphanumeric
     if created is None:
-        return vin, None, head + tail
-    created_text, day = timestamp_text(*_timestamp(created))
-    return vin, day, head + ',"createdAt":"' + created_text + '"' + tail
+        text = (b'{"data":[', data, b'],"vin":"', vin_text, b'","isResend":', resend, b"}")
+        return vin, None, b"".join(text)
+    head = _CREATED_HEAD.get(created[:6])
+    tail = _CREATED_TAIL.get(created[6:])
+    if head is None or tail is None:
+        head, tail = _created_text(created)
+    return (
+        vin,
+        head[1],
+        b"".join(
+            (
+                b'{"data":[',
+                data,
+                b'],"createdAt":"',
+                head[0],
+                tail,
+                b'","vin":"',
+                vin_text,
+                b'","isResend":',
+                resend,
+                b"}",
+            )
+        ),
+    )

@@ -13,78 +13,135 @@ turned into spaces); protobuf values are converted by ``bibev.stream.protojson``
 The VIN comes from the payload and must be valid; a record key or ``vin`` header that names
 another VIN means the record is not what it claims to be, and it is quarantined too.
 Everything here is pure: no I/O, no clock (the caller passes ``now_ms`` for records without a
-timestamp).
+timestamp). Lines are UTF-8 bytes joined from fixed pieces and the record's own: the consumer
+builds one per record, so the work per record is kept to a few C-level operations
+(``bibev.stream.batch``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from json.encoder import encode_basestring_ascii as _json_str  # type: ignore[attr-defined]
+import re
+from operator import itemgetter
 from typing import Any, Literal
 
 from bibev.errors import DataContractError
 from bibev.providers.tesla.codec import payload_to_protojson
 from bibev.providers.tesla.timestamps import parse_rfc3339
 from bibev.storage import is_valid_vin
-from bibev.stream.protojson import NotCanonical, fast_protojson, minute_text, protojson_parts
+from bibev.stream.protojson import NotCanonical, protojson_parts, second_text
 
 Encoding = Literal["auto", "protobuf", "json"]
 ENCODINGS: tuple[str, ...] = ("auto", "protobuf", "json")
 SOURCE = "tesla fleet telemetry record"
 Headers = list[tuple[str, bytes | None]] | None
+Parts = tuple[bytes, str, bytes]  # (VIN as the payload says, UTC day, protojson)
+
+_CACHE_LIMIT = 65536
+
+# -- received_at ------------------------------------------------------------------------------
+
+_SECOND_BYTES: dict[int, bytes] = {}
+# Milliseconds → the end of ``received_at``: ``.200000+00:00``.
+MILLIS = tuple(b".%03d000+00:00" % ms for ms in range(1000))
+
+
+def second_bytes(seconds: int) -> bytes:
+    """Epoch seconds → ``b"2025-03-01T10:00:01"`` (cached: records share their seconds)."""
+    text = _SECOND_BYTES.get(seconds)
+    if text is None:
+        if len(_SECOND_BYTES) >= _CACHE_LIMIT:
+            _SECOND_BYTES.clear()
+        text = _SECOND_BYTES[seconds] = second_text(seconds)[0].encode("ascii")
+    return text
 
 
 def received_at_text(timestamp_ms: int) -> str:
     """Epoch milliseconds → ``2025-03-01T10:00:01.200000+00:00``."""
-    minutes, rest = divmod(timestamp_ms, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{minute_text(minutes)[0]}{seconds:02d}.{millis:03d}000+00:00"
+    seconds, millis = divmod(timestamp_ms, 1000)
+    return (second_bytes(seconds) + MILLIS[millis]).decode("ascii")
 
 
-_TEMPLATES: dict[tuple[str, ...], str] = {}
+# -- headers ---------------------------------------------------------------------------------
+
+_name, _value = itemgetter(0), itemgetter(1)
+# Every byte that may stand in a JSON string as it is (printable ASCII but " and \) → "a",
+# any other → "!": header values that translate to letters only need no escaping.
+_PLAIN = bytes(0x61 if 0x20 <= i < 0x7F and i not in (0x22, 0x5C) else 0x21 for i in range(256))
+# Header names → (``{"vin":"%s",…}``, index of ``vin`` or -1), or ``None`` when a name
+# repeats (the last value wins: the careful path). Records of one topic share their names, so
+# the last names seen are checked first.
+_HEADER_FORMS: dict[tuple[str, ...], tuple[bytes, int] | None] = {}
+_last_form: tuple[tuple[str, ...], tuple[bytes, int] | None] = ((), None)
 
 
-def _template(names: tuple[str, ...]) -> str:
-    """``{"vin":%s,"receivedat":%s,…}`` for these header names (records share their names)."""
-    if len(_TEMPLATES) >= 256:
-        _TEMPLATES.clear()
-    inner = ",".join(_json_str(name).replace("%", "%%") + ":%s" for name in names)
-    template = _TEMPLATES[names] = "{" + inner + "}"
-    return template
+def _header_form(names: tuple[str, ...]) -> tuple[bytes, int] | None:
+    global _last_form
+    form = _HEADER_FORMS.get(names, False)
+    if form is False:
+        if len(_HEADER_FORMS) >= 256:
+            _HEADER_FORMS.clear()
+        form = None
+        if len(set(names)) == len(names):
+            inner = ",".join(json.dumps(name).replace("%", "%%") + ':"%s"' for name in names)
+            vin_at = names.index("vin") if "vin" in names else -1
+            form = (("{" + inner + "}").encode("ascii"), vin_at)
+        _HEADER_FORMS[names] = form
+    _last_form = (names, form)
+    return form
 
 
-def _value_text(value: bytes | None) -> str:
-    if value is None:
-        return "null"
-    if value.isalnum():  # ASCII letters and digits only: nothing to escape (VINs, epoch ms)
-        return '"' + value.decode("ascii") + '"'
-    return _json_str(value.decode("utf-8", "replace"))
+def headers_json(headers: Headers) -> tuple[bytes, bytes | None]:
+    """Kafka headers → (a JSON object of their values as UTF-8 text, the ``vin`` header)."""
+    if not headers:
+        return b"{}", None
+    names = tuple(map(_name, headers))
+    last = _last_form
+    form = last[1] if names == last[0] else _header_form(names)
+    if form is not None:
+        values = tuple(map(_value, headers))
+        try:
+            plain = b"".join(values).translate(_PLAIN).isalnum()
+        except TypeError:  # a header without a value
+            plain = False
+        if plain:
+            return form[0] % values, values[form[1]] if form[1] >= 0 else None
+    unique = dict(headers)
+    doc = {k: None if v is None else v.decode("utf-8", "replace") for k, v in unique.items()}
+    return json.dumps(doc, separators=(",", ":")).encode("ascii"), unique.get("vin")
 
 
 def headers_text(headers: Headers) -> str:
     """Kafka headers as a JSON object (values as UTF-8 text; a repeated name keeps the last)."""
-    return _headers_json(dict(headers) if headers else {})
+    return headers_json(headers)[0].decode("ascii")
 
 
-def _headers_json(unique: dict[str, bytes | None]) -> str:
-    if not unique:
-        return "{}"
-    names = tuple(unique)
-    template = _TEMPLATES.get(names) or _template(names)
-    return template % tuple(
-        [
-            '"' + v.decode("ascii") + '"' if v is not None and v.isalnum() else _value_text(v)
-            for v in unique.values()
-        ]
-    )
+# -- payloads ---------------------------------------------------------------------------------
+
+# A createdAt of the usual form: its UTC day is the day of its first 19 characters, which are
+# parsed once (cached) while the fraction only has to be well-formed.
+_UTC_END = re.compile(r"(?:\.[0-9]{1,9})?[zZ]")
+_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_JSON_DAYS: dict[str, str] = {}
 
 
-def _json_payload(value: bytes) -> tuple[str, str, str]:
-    """Protojson bytes → (VIN, day, text to store)."""
+def _json_day(created: str) -> str:
+    day = _JSON_DAYS.get(created[:19])
+    if day is not None and _UTC_END.fullmatch(created, 19):
+        return day
+    day = parse_rfc3339(created, source=SOURCE).date().isoformat()
+    if _UTC_END.fullmatch(created, 19) and _PLAIN_TIME.fullmatch(created, 0, 19):
+        if len(_JSON_DAYS) >= _CACHE_LIMIT:
+            _JSON_DAYS.clear()
+        _JSON_DAYS[created[:19]] = day
+    return day
+
+
+def _json_payload(value: bytes) -> Parts:
+    """Protojson bytes → (VIN, day, the bytes as sent on one line)."""
     try:
-        text = value.decode("utf-8")
-        doc = json.loads(text)
+        doc = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise DataContractError(f"value is not JSON ({exc})", source=SOURCE) from exc
     if not isinstance(doc, dict):
@@ -92,26 +149,25 @@ def _json_payload(value: bytes) -> tuple[str, str, str]:
     created = doc.get("createdAt", doc.get("created_at"))
     if not isinstance(created, str):
         raise DataContractError("payload has no createdAt", source=SOURCE)
-    day = parse_rfc3339(created, source=SOURCE).date().isoformat()
-    if "\n" in text or "\r" in text:
+    day = _json_day(created)
+    if b"\n" in value or b"\r" in value:
         # Valid JSON has line breaks only between tokens, where a space means the same.
-        text = text.replace("\r", " ").replace("\n", " ")
+        value = value.replace(b"\r", b" ").replace(b"\n", b" ")
     vin = doc.get("vin")
-    return (vin if isinstance(vin, str) else ""), day, text
+    return (vin.encode("utf-8", "backslashreplace") if isinstance(vin, str) else b""), day, value
 
 
-def _protobuf_payload(value: bytes) -> tuple[str, str, str]:
-    """Protobuf bytes → (VIN, day, protojson text)."""
+def _protobuf_payload(value: bytes) -> Parts:
     try:
-        vin, day, text = fast_protojson(value)
-    except NotCanonical:
+        vin, day, text = protojson_parts(value)
+    except (NotCanonical, IndexError):
         return _reference_protobuf(value)
     if day is None:
         raise DataContractError("payload has no createdAt", source=SOURCE)
     return vin, day, text
 
 
-def _reference_protobuf(value: bytes) -> tuple[str, str, str]:
+def _reference_protobuf(value: bytes) -> Parts:
     """The Tesla adapter's conversion, for records the fast path does not read."""
     try:
         doc = payload_to_protojson(value)
@@ -123,11 +179,12 @@ def _reference_protobuf(value: bytes) -> tuple[str, str, str]:
     if not isinstance(created, str):
         raise DataContractError("payload has no createdAt", source=SOURCE)
     day = parse_rfc3339(created, source=SOURCE).date().isoformat()
-    return str(doc.get("vin", "")), day, json.dumps(doc, separators=(",", ":"))
+    text = json.dumps(doc, separators=(",", ":")).encode("ascii")
+    return str(doc.get("vin", "")).encode("utf-8", "backslashreplace"), day, text
 
 
-def decode_payload(value: bytes | None, encoding: Encoding = "auto") -> tuple[str, str, str]:
-    """A record value → (VIN as the payload says, UTC day, protojson text).
+def payload_parts(value: bytes | None, encoding: Encoding = "auto") -> Parts:
+    """A record value → (VIN bytes as the payload says, UTC day, protojson bytes).
 
     ``auto`` reads a value that starts with ``{`` as protojson and falls back to protobuf
     (a protobuf ``Payload`` may start with that byte); anything else is protobuf.
@@ -147,52 +204,72 @@ def decode_payload(value: bytes | None, encoding: Encoding = "auto") -> tuple[st
             raise json_error from None
 
 
+def decode_payload(value: bytes | None, encoding: Encoding = "auto") -> tuple[str, str, str]:
+    """A record value → (VIN as the payload says, UTC day, protojson text)."""
+    vin, day, text = payload_parts(value, encoding)
+    return vin.decode("utf-8", "replace"), day, text.decode("utf-8")
+
+
+# -- lines ------------------------------------------------------------------------------------
+
+# A line is joined from these pieces and the record's own (see ``LineBuilder.line``).
+LINE_START = b'{"provider":"tesla","format":"fleet-telemetry-json","vin":"'
+RECEIVED_AT = b'","received_at":"'
+KEY = b',"key":"'
+KEYED_HEADERS = b'","headers":'
+UNKEYED_HEADERS = b',"key":null,"headers":'
+PAYLOAD = b'},"payload":'
+LINE_END = b"}"
+
+
+def source_start(topic: str, partition: int) -> bytes:
+    """``","source":{"topic":"tesla_V","partition":3,"offset":`` (after ``received_at``)."""
+    source = json.dumps(topic) + ',"partition":' + str(partition)
+    return b'","source":{"topic":' + source.encode("ascii") + b',"offset":'
+
+
+def mismatch(what: str, named: bytes) -> DataContractError:
+    return DataContractError(
+        f"{what} does not match the payload VIN",
+        value=named.decode("utf-8", "replace")[:40],
+        source=SOURCE,
+    )
+
+
 class LineBuilder:
     """Builds ``temp/`` lines for one provider format; keeps small caches between records."""
 
-    def __init__(self, encoding: Encoding = "auto") -> None:
+    def __init__(self, encoding: Encoding = "auto", *, one_topic: bool = False) -> None:
+        """``one_topic``: every record comes from one topic (the consumer then compares only
+        partitions to know where a record comes from)."""
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
         self.encoding: Encoding = encoding
-        self._topics: dict[str, str] = {}
-        self._valid_vins: set[str] = set()
+        self.one_topic = one_topic
+        # Valid VINs seen, as bytes → (as text, the ``"key"`` of a line keyed by it).
+        self.vins: dict[bytes, tuple[str, bytes]] = {}
+        self._sources: dict[tuple[str, int], bytes] = {}
 
-    def _check_vin(self, vin: str, key: bytes | None, named: bytes | None) -> None:
-        if vin not in self._valid_vins:
-            if not is_valid_vin(vin):
-                raise DataContractError("invalid or missing VIN", value=vin or None, source=SOURCE)
-            if len(self._valid_vins) > 100_000:
-                self._valid_vins.clear()
-            self._valid_vins.add(vin)
-        if key is not None and key != vin.encode():
-            raise DataContractError(
-                "record key does not match the payload VIN",
-                value=key.decode("utf-8", "replace")[:40],
-                source=SOURCE,
-            )
-        if named is not None and named != vin.encode():
-            raise DataContractError(
-                "vin header does not match the payload VIN",
-                value=named.decode("utf-8", "replace")[:40],
-                source=SOURCE,
-            )
+    def source(self, topic: str, partition: int) -> bytes:
+        found = self._sources.get((topic, partition))
+        if found is None:
+            if len(self._sources) >= 4096:
+                self._sources.clear()
+            found = self._sources[(topic, partition)] = source_start(topic, partition)
+        return found
 
-    def _decode(self, value: bytes | None) -> tuple[str, str, str]:
-        if (
-            not value
-            or self.encoding == "json"
-            or value[0] == 0x7B
-            or (self.encoding == "auto" and value[:64].lstrip()[:1] == b"{")
-        ):
-            return decode_payload(value, self.encoding)
-        # The usual protobuf record: the fast path, inlined (this runs for every record).
-        try:
-            vin, day, text = protojson_parts(value)
-        except (NotCanonical, IndexError):
-            return _reference_protobuf(value)
-        if day is None:
-            raise DataContractError("payload has no createdAt", source=SOURCE)
-        return vin, day, text
+    def valid_vin(self, vin: bytes) -> tuple[str, bytes]:
+        """(The VIN as text, the ``"key"`` of a line keyed by it); ``DataContractError`` when
+        it is not a valid VIN."""
+        found = self.vins.get(vin)
+        if found is None:
+            text = vin.decode("utf-8", "replace")
+            if not is_valid_vin(text):
+                raise DataContractError("invalid or missing VIN", value=text or None, source=SOURCE)
+            if len(self.vins) >= 100_000:
+                self.vins.clear()
+            found = self.vins[vin] = (text, KEY + vin + KEYED_HEADERS)
+        return found
 
     def line(
         self,
@@ -205,21 +282,32 @@ class LineBuilder:
         value: bytes | None,
     ) -> tuple[str, str, str]:
         """``(vin, day, line)`` of one record; ``DataContractError`` when it must be
-        quarantined. (A plain tuple: this runs for every record.)"""
-        vin, day, payload = self._decode(value)
-        unique = dict(headers) if headers else {}
-        self._check_vin(vin, key, unique.get("vin"))
-        topic_text = self._topics.get(topic)
-        if topic_text is None:
-            topic_text = self._topics[topic] = _json_str(topic)
-        key_text = "null" if key is None else '"' + vin + '"'
-        line = (
-            f'{{"provider":"tesla","format":"fleet-telemetry-json","vin":"{vin}",'
-            f'"received_at":"{received_at_text(timestamp_ms)}","source":{{"topic":{topic_text},'
-            f'"partition":{partition},"offset":{offset},"key":{key_text},'
-            f'"headers":{_headers_json(unique)}}},"payload":{payload}}}'
+        quarantined. (The consumer builds a whole batch at once: ``bibev.stream.batch``.)"""
+        vin_raw, day, payload = payload_parts(value, self.encoding)
+        vin, keyed = self.valid_vin(vin_raw)
+        if key is not None and key != vin_raw:
+            raise mismatch("record key", key)
+        header_json, named = headers_json(headers)
+        if named is not None and named != vin_raw:
+            raise mismatch("vin header", named)
+        seconds, millis = divmod(timestamp_ms, 1000)
+        line = b"".join(
+            (
+                LINE_START,
+                vin_raw,
+                RECEIVED_AT,
+                second_bytes(seconds),
+                MILLIS[millis],
+                self.source(topic, partition),
+                b"%d" % offset,
+                UNKEYED_HEADERS if key is None else keyed,
+                header_json,
+                PAYLOAD,
+                payload,
+                LINE_END,
+            )
         )
-        return vin, day, line
+        return vin, day, line.decode("utf-8")
 
 
 def quarantine_line(

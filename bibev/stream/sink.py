@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -52,6 +52,8 @@ class StreamSink:
         self.timeout = timeout
         self.now = now
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bibev-stream")
+        # Runs ``write_buffers`` for ``submit``, which fans the files out to ``_pool``.
+        self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibev-stream-batch")
 
     def _write(self, key: str, data: bytes) -> int:
         for attempt in stamina.retry_context(
@@ -69,12 +71,16 @@ class StreamSink:
         for buffer in buffers:
             for day, lines in buffer.days.items():
                 key = self.storage.temp_key(buffer.vin, date.fromisoformat(day))
-                files.append((key, ("\n".join(lines) + "\n").encode("utf-8")))
+                files.append((key, b"\n".join(lines) + b"\n"))
         if len(files) == 1:
             sizes = [self._write(*files[0])]
         else:
             sizes = list(self._pool.map(lambda item: self._write(*item), files))
         return Written(len(files), sum(sizes))
+
+    def submit(self, buffers: list[VinBuffer]) -> Future[Written]:
+        """``write_buffers`` in the background; the future raises what it would raise."""
+        return self._batches.submit(self.write_buffers, buffers)
 
     def write_quarantine(self, lines: list[str]) -> str:
         """One ``quarantine/stream/YYYY/MM/DD/…jsonl`` with these records; returns its key."""
@@ -85,4 +91,5 @@ class StreamSink:
         return key
 
     def close(self) -> None:
+        self._batches.shutdown(wait=True)
         self._pool.shutdown(wait=True)

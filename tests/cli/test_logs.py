@@ -1,7 +1,7 @@
 import json
 import logging
 
-from bibev.cli.logs import JsonFormatter, SecretFilter
+from bibev.cli.logs import JsonFormatter, SecretFilter, configure_logging, mask_secrets
 
 
 def make_record(message: str, *args: object) -> logging.LogRecord:
@@ -28,3 +28,14 @@ def test_json_formatter_writes_one_object_with_extras():
     assert data["level"] == "info"
     assert data["logger"] == "bibev.test"
     assert data["vin"] == "5YJ3E1EA7KF000001"
+
+
+def test_mask_secrets_adds_to_the_configured_filter(capsys):
+    configure_logging(verbosity=0, log_format="text", secrets=["first-secret"])
+    mask_secrets(["later-secret"])
+    logging.getLogger("bibev.test").info("first-secret and later-secret")
+    assert "first-secret" not in capsys.readouterr().err
+    record = make_record("first-secret and later-secret")
+    (handler,) = logging.getLogger("bibev").handlers
+    handler.filter(record)
+    assert record.getMessage() == "*** and ***"

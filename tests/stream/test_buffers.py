@@ -124,3 +124,24 @@ def test_the_offset_a_partition_starts_at_is_not_committed_again():
     assert buffers.to_commit() == {}  # committing 5 again would say nothing new
     buffers.flushed(buffers.take([A]))
     assert buffers.to_commit() == {P0: 6}
+
+
+def test_a_batch_of_lines_larger_than_a_buffer_is_split_in_order():
+    buffers = StreamBuffers(2)
+    lines = [b"x0", b"x1", b"x2", b"x3", b"x4"]
+    buffers.add_lines(A, {"d": lines, "e": [b"y5"]}, {P0: 10, P1: 3}, now=0.0)
+    ready = buffers.take_ready()
+    assert [b.days for b in ready] == [
+        {"d": [b"x0", b"x1"]},
+        {"d": [b"x2", b"x3"]},
+        {"d": [b"x4"], "e": [b"y5"]},
+    ]
+    assert (buffers.buffered, buffers.vins) == (0, 0)  # all three full, all taken
+    buffers.advance(P0, 15)
+    buffers.advance(P1, 3)
+    buffers.flushed(ready[:2])
+    # The last buffer holds the batch's first offsets (it cannot tell where its own lines
+    # start): the commit waits for it, which is early but never late.
+    assert (buffers.committable(P0), buffers.committable(P1)) == (10, 3)
+    buffers.flushed(ready[2:])
+    assert (buffers.committable(P0), buffers.committable(P1)) == (16, 4)

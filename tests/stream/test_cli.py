@@ -7,7 +7,13 @@ import pytest
 
 from bibev.cli.app import run
 from bibev.db import open_database, recent_runs
-from tests.stream.conftest import FAST_GROUP, fleet_records, produce, stored_by_position
+from tests.stream.conftest import (
+    FAST_GROUP,
+    FAST_GROUP_CONFIG,
+    fleet_records,
+    produce,
+    stored_by_position,
+)
 
 
 @pytest.fixture
@@ -65,3 +71,47 @@ def test_a_batch_run_prints_its_counts_and_records_a_run(
     assert latest.counts["messages"] == 120
     assert latest.counts["files"] == printed["files"] >= 6
     assert latest.parameters["topics"] == [kafka_topic]
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_settings_file_configures_the_stream_and_its_secret_stays_out_of_logs(
+    isolated, capsys, kafka_broker, kafka_topic
+):
+    produce(kafka_broker, kafka_topic, fleet_records(40, vehicles=2))
+    password = "pw-" + uuid.uuid4().hex
+    group = f"toml-{uuid.uuid4().hex[:8]}"
+    (isolated / "bibev.toml").write_text(
+        f'root = "{isolated / "data"}"\n'
+        f'database_url = "sqlite:///{isolated / "runs.db"}"\n'
+        f'kafka_bootstrap_servers = "{kafka_broker}"\n'
+        f'stream_topics = ["{kafka_topic}"]\n'
+        f'stream_group_id = "{group}"\n'
+        "stream_buffer_size = 10\n"
+        "[kafka_consumer_config]\n"
+        + "".join(f'"{name}" = "{value}"\n' for name, value in FAST_GROUP_CONFIG.items())
+    )
+
+    argv = [
+        "-v",
+        "stream",
+        "--max-messages",
+        "40",
+        "--consumer-config",
+        f"sasl.password={password}",
+    ]
+    assert run(argv) == 0
+
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["messages"] == 40
+    assert password not in captured.err
+    assert len(stored_by_position(isolated / "data")) == 40
+    engine = open_database(f"sqlite:///{isolated / 'runs.db'}")
+    try:
+        (latest,) = recent_runs(engine, limit=1)
+    finally:
+        engine.dispose()
+    assert latest.parameters["group_id"] == group
+    assert latest.parameters["buffer_size"] == 10
+    assert "sasl.password" not in latest.parameters["consumer_config"]
+    assert password not in json.dumps(latest.parameters)
