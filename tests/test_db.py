@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, inspect, select, text
@@ -235,3 +236,30 @@ def test_autogenerate_without_difference_writes_nothing(
     with pytest.raises(ConfigError, match="models match the database"):
         migrate.revision(database_url, "nothing", True, script_location=migrations_copy)
     assert sorted(p.name for p in (migrations_copy / "versions").glob("*.py")) == before
+
+
+def _open_and_count_runs(url: str, start: Any) -> int:
+    start.wait()
+    engine = open_database(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM runs")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_first_opens_of_a_new_database_all_succeed(database_url: str) -> None:
+    # Two cron jobs started at once on a new database: one creates the tables, the others
+    # wait for it instead of failing on "table already exists".
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        start = manager.Barrier(4)  # all four open it at the same moment
+        counts = pool.starmap(_open_and_count_runs, [(database_url, start)] * 4)
+    assert counts == [0, 0, 0, 0]
+    engine = make_engine(database_url)
+    try:
+        assert migrate.current(engine) == migrate.heads()
+    finally:
+        engine.dispose()

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 import bibev
@@ -106,8 +106,26 @@ def known_revisions(script_location: Path | None = None) -> list[str]:
     return [rev.revision for rev in script.walk_revisions()]
 
 
+# The key of the PostgreSQL advisory lock that migrations hold (any fixed 64-bit number).
+MIGRATION_LOCK_KEY = 0x62696265762D6462  # "bibev-db"
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Hold the database's migration lock until ``connection``'s transaction ends, so that two
+    processes never migrate at once (two cron jobs opening a new database together: the second
+    waits, then finds the tables made and has nothing to do). PostgreSQL: a transaction-level
+    advisory lock. SQLite: the write lock, taken now (``BEGIN IMMEDIATE``) rather than at the
+    first write; it also makes the DDL transactional. Other databases: no lock."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    elif dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _run(database: Database, action: Any, rev: str) -> list[str]:
     with _engine(database) as engine, connect(engine) as connection, _alembic_errors():
+        _lock_for_migration(connection)
         action(alembic_config(connection=connection), rev)
         return _current(connection)
 
