@@ -36,7 +36,10 @@ def _display(name: str, value: Any) -> Any:
 
 
 def _mask_options(options: Any) -> Any:
-    """Provider options from bibev.toml: mask anything that looks like a credential."""
+    """Provider options from bibev.toml: mask anything that looks like a credential (and any
+    value already held as a secret, such as a Kafka password)."""
+    if isinstance(options, SecretStr):
+        return MASK if options.get_secret_value() else ""
     if not isinstance(options, dict):
         return options
     secret_words = ("secret", "password", "token", "key")

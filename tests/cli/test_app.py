@@ -212,3 +212,15 @@ def test_typer_is_only_imported_by_the_cli():
 
 def test_app_is_a_typer_app():
     assert isinstance(app, typer.Typer)
+
+
+def test_config_show_masks_kafka_credentials(isolated, capsys, monkeypatch):
+    consumer = {"sasl.oauthbearer.config": "scope=x secret=oauth-xyz", "sasl.username": "bibev"}
+    monkeypatch.setenv("BIBEV_KAFKA_CONSUMER_CONFIG", json.dumps(consumer))
+    assert run(["config", "show"]) == 0
+    table = capsys.readouterr().out
+    assert "oauth-xyz" not in table
+    assert "SecretStr" not in table
+    assert run(["config", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]["kafka_consumer_config"]["value"]
+    assert shown == {"sasl.oauthbearer.config": "**********", "sasl.username": "bibev"}
