@@ -281,10 +281,6 @@ SHORTFALLS: dict[tuple[str, str], str] = {
         "3 kW, one hours after the car went dark, one of 1.5 kWh)"
     ),
     ("sim sim-json", "charging"): "F1 0.967: the 2 missed charges were hidden in gaps",
-    ("bmw cardata-stream", "driving"): (
-        "F1 0.967: 3 of 7 missed drives were hidden in gaps; BMW sends no speed or gear, so "
-        "short drives rest on 30-second position fixes"
-    ),
 }
 
 

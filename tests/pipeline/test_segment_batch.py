@@ -79,6 +79,24 @@ def test_a_one_session_vehicle_in_a_batch_is_what_it_is_alone() -> None:
     )
 
 
+def test_speeds_from_fixes_stay_within_their_vehicle() -> None:
+    # A speed derived from positions reads the readings before and after a row and the time
+    # online since the last one: the first vehicle ends driving, the second starts driving,
+    # and each crosses a 5-minute tunnel; batched, each gets what it gets alone.
+    fixes_only = ("gear", "speed_kmh")
+    first = Series(missing=fixes_only).park(5).drive(2, every=30)
+    first.lat += 0.036  # 4 km north through the tunnel
+    first.silent(5, km=4.0).drive(1, every=30)
+    second = Series(vin="WBA71AW08NF118453", missing=fixes_only, lat=48.5).drive(2, every=30)
+    second.lat += 0.036
+    second.silent(5, km=4.0).park(5)
+    together = segment_series(pl.concat([first.frame(), second.frame()]).lazy()).collect()
+    for series in (first, second):
+        alone = segment_series(series.lazy()).collect()
+        assert alone.filter(pl.col("kind") == "driving").height == 1
+        assert together.filter(pl.col("vin") == series.vin).equals(alone)
+
+
 def test_each_file_counts_for_its_own_vehicle_only(storage: Storage) -> None:
     """On a local root and on S3: one scan for the batch, a foreign row in a file left out (as
     a read of that file alone did), the day's rows counted per file."""

@@ -58,6 +58,19 @@ def test_a_drive_into_the_gap_is_extended_before_the_charge() -> None:
     assert charge["offline"] is True
 
 
+def test_a_drive_out_of_the_gap_is_extended_back_after_the_charge() -> None:
+    # Parked, then 4 h silent: 10 points charged and 12 km driven; seen driving on after it.
+    series = Series().park(10).silent(240, km=12.0, soc=10.0 - 3.6).drive(10, kmh=40)
+    found = sessions(series.park(5))
+    charge = of_kind(found, "charging").row(0, named=True)
+    drive = of_kind(found, "driving").row(0, named=True)
+    assert (charge["offline"], drive["offline"], drive["estimated_start"]) == (True, False, True)
+    # 12 km more: an 18.7 km trip typically runs at 45 km/h × √1.87 = 61.5 km/h, faster than seen
+    assert minutes(at(250) - drive["start"]) == pytest.approx(12 / 61.5 * 60, abs=0.2)
+    assert charge["start"] == at(9.5) + timedelta(minutes=5)
+    assert charge["end"] < drive["start"]
+
+
 def test_a_trip_behind_a_gap_ends_with_the_gap() -> None:
     series = Series().park(10).silent(180, km=20.0, soc=-6.0).park(10)
     found = sessions(series)

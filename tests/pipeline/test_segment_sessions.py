@@ -59,6 +59,29 @@ def test_a_drive_continues_through_a_tunnel() -> None:
     assert found.filter(pl.col("kind") == "driving")["bridged_gap"].to_list() == [True]
 
 
+def through_tunnel(series: Series, minutes: float, km: float) -> Series:
+    """``minutes`` without a row while the car drives ``km`` north (a tunnel)."""
+    series.lat += km / 111.2
+    return series.silent(minutes, km=km, soc=-0.3 * km)
+
+
+@pytest.mark.parametrize(("before", "after", "last_fix"), [(2, 2, 14), (1, 0, 11)])
+def test_a_drive_seen_only_by_its_fixes_goes_through_a_short_tunnel(
+    before: float, after: float, last_fix: float
+) -> None:
+    # Positions every 30 s, no gear, no speed. The car drives off at 5:00 (its first fix that
+    # moved is at 5:30) and through a 5-minute tunnel: shorter than a gap, longer than a fix
+    # interval. Then it drives on, or (a short drive) it parks right after the tunnel.
+    series = Series(missing=("gear", "speed_kmh")).park(5).drive(before, every=30)
+    through_tunnel(series, 5, km=4.0).drive(after, every=30).park(5)
+    found = sessions(series)
+    assert kinds(found) == ["idle", "driving", "idle"]
+    drive = found.filter(pl.col("kind") == "driving")
+    assert drive.select("start", "end").row(0) == (at(5.5), at(last_fix))
+    driven_from_5_30 = (before + after - 0.5) * 40 / 60 + 4.0
+    assert drive["distance_km"][0] == pytest.approx(driven_from_5_30, abs=0.01)
+
+
 def test_a_long_silence_ends_a_drive() -> None:
     series = Series().park(5).drive(10).silent(45, km=0.0).drive(10).park(5)
     assert kinds(sessions(series)).count("driving") == 2

@@ -26,7 +26,10 @@ class SegmentParams:
         moving_speed_kmh: a reported or derived speed above this means the car is moving.
         min_move_m: two position fixes closer than this are GPS jitter, not movement.
         max_fix_interval_s: a speed is derived from positions or odometer readings only when
-            they are at most this far apart (or ``gap_intervals`` typical intervals, if more).
+            the car was online at most this long between them (or ``gap_intervals`` typical
+            intervals, if more): a moving car sends a new reading sooner. A silence longer
+            than that between two rows (shorter than a gap: a tunnel) does not count: nothing
+            could be sent.
 
     Sessions:
         charging_power_kw: a charging power above this means the car is charging (0.5 kW:

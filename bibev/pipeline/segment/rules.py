@@ -117,6 +117,11 @@ def previous_in_period(expr: pl.Expr) -> pl.Expr:
     return pl.when(pl.col("period") == pl.col("period").shift(1)).then(expr.shift(1))
 
 
+def next_in_period(expr: pl.Expr) -> pl.Expr:
+    """``expr`` at the row after, within the period (null on a period's last row)."""
+    return pl.when(pl.col("period") == pl.col("period").shift(-1)).then(expr.shift(-1))
+
+
 def _carried(name: str) -> pl.Expr:
     """The last value of ``name`` seen in the row's period (null before the first one)."""
     return in_period(pl.col(name))
@@ -148,28 +153,62 @@ def _travel(params: SegmentParams) -> pl.Expr:
     return pl.coalesce(by_speed, by_position, pl.lit(0.0)).cum_sum().over("vin")
 
 
-def _derived_speed(flag: str, distance: str, name: str, params: SegmentParams) -> list[pl.Expr]:
-    """Steps computing ``name``: km/h between consecutive readings (rows where ``flag``) of
-    one period, given at every row of the interval the reading closes; null when readings are
-    too far apart to tell (more than ``max_fix_interval_s``, or than ``gap_intervals``
-    typical intervals of a polled series)."""
-    present = pl.col(flag)
-    longest = pl.max_horizontal(
+def _reading_interval(params: SegmentParams) -> pl.Expr:
+    """How long a moving car stays online at most without a new reading (a position fix or
+    an odometer reading): ``max_fix_interval_s``, or ``gap_intervals`` typical intervals of a
+    polled series."""
+    return pl.max_horizontal(
         pl.lit(params.max_fix_interval_s), pl.col("typical_s") * params.gap_intervals
     )
-    dt = seconds(pl.col("ts") - pl.col("_since"))
+
+
+def _online(params: SegmentParams) -> pl.Expr:
+    """Seconds online since the start of the period (a running sum in row order): the steps
+    between rows, without the silences longer than a reading interval (a tunnel, a lost
+    connection: nothing could be sent, so no reading was missed)."""
+    step = pl.col("dt")
+    return in_order_sum(pl.when(step <= _reading_interval(params)).then(step), "period")
+
+
+def _helper_columns(name: str) -> tuple[str, str, str]:
+    """The helper columns of the derived speed ``name``: its own, so that the speeds from
+    positions and from the odometer do not overwrite each other's."""
+    return f"_{name}_since", f"_{name}_online", f"_{name}_interval"
+
+
+def _derived_speed(
+    flag: str, distance: str, name: str, params: SegmentParams
+) -> list[list[pl.Expr]]:
+    """Stages computing ``name``: km/h between consecutive readings (rows where ``flag``) of
+    one period, given at every row of the interval a reading closes. A reading also takes the
+    speed of the interval it opens when that is the larger: a state holds from its row on, so
+    a drive seen only from readings starts at the last one at rest, not one reading late.
+    Null when the car was online longer than a reading interval (``_reading_interval``)
+    without a new reading: a moving car sends one, so the distance may have been covered in
+    any part of the interval (a car parked, then driven off). A silence does not count
+    (``online_s``): a short drive seen by two readings across a tunnel spans the tunnel
+    instead of collapsing onto one row."""
+    present = pl.col(flag)
+    since, online, interval = _helper_columns(name)
+    dt = seconds(pl.col("ts") - pl.col(since))
+    unread = pl.col("online_s") - pl.col(online)
     moved = pl.col(distance) * 1000.0 >= params.min_move_m
     # NaN marks a reading that cannot tell, so that it is not filled from a later reading.
     speed = pl.when(present).then(
-        pl.when((dt > 0) & (dt <= longest))
+        pl.when((dt > 0) & (unread <= _reading_interval(params)))
         .then(pl.when(moved).then(pl.col(distance) / dt * 3600.0).otherwise(0.0))
         .otherwise(float("nan"))
     )
+    opened = pl.when(present).then(next_in_period(pl.col(interval)))
     return [
-        previous_in_period(pl.when(present).then(pl.col("ts"))).alias("_since"),
-        in_period(pl.col("_since")).alias("_since"),
-        speed.alias("_speed"),
-        in_period(pl.col("_speed"), backward=True).fill_nan(None).alias(name),
+        [
+            previous_in_period(pl.when(present).then(pl.col("ts"))).alias(since),
+            previous_in_period(pl.when(present).then(pl.col("online_s"))).alias(online),
+        ],
+        [in_period(pl.col(since)).alias(since), in_period(pl.col(online)).alias(online)],
+        [speed.alias(interval)],
+        [in_period(pl.col(interval), backward=True).fill_nan(None).alias(interval)],
+        [pl.max_horizontal(pl.col(interval), opened).alias(name)],
     ]
 
 
@@ -258,14 +297,17 @@ def movement(frame: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
     first, then the positions, then the odometer (null when none of them can tell)."""
     by_position = _derived_speed("fix", "step_km", "by_position", params)
     by_odometer = _derived_speed("reading", "odo_step", "by_odometer", params)
-    stages = [[expr] for expr in by_position] + [[expr] for expr in by_odometer]
+    stages = [a + b for a, b in zip(by_position, by_odometer, strict=True)]
     threshold = params.moving_speed_kmh
     moving = pl.coalesce(
         pl.col("speed") > threshold,
         pl.col("by_position") > threshold,
         pl.col("by_odometer") > threshold,
     )
-    return _staged(frame, [*stages, [moving.alias("moving")]]).drop("_since", "_speed")
+    helpers = [*_helper_columns("by_position"), *_helper_columns("by_odometer")]
+    return _staged(
+        frame, [[_online(params).alias("online_s")], *stages, [moving.alias("moving")]]
+    ).drop("online_s", *helpers)
 
 
 def label_rows(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
