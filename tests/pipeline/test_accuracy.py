@@ -276,11 +276,16 @@ STREAMED = [fleet for fleet in FLEETS if fleet.streamed]
 #: failures: the day a change meets one, the suite fails until it is removed from here.
 SHORTFALLS: dict[tuple[str, str], str] = {
     ("tesla fleet-telemetry-json", "charging"): (
-        "F1 0.925: all 3 missed charges were hidden in telemetry gaps (found from the SoC "
-        "jump and flagged offline, but their time in the gap is not in the data: a charge at "
-        "3 kW, one hours after the car went dark, one of 1.5 kWh)"
+        "F1 0.925: the 3 missed charges were hidden in telemetry gaps, and the data after "
+        "them does not time them: 21 kWh at 3.2 kW where the car was never seen charging "
+        "(laid at offline_charge_kw: IoU 0.465), one after a car asleep since the morning drove "
+        "off unseen (laid from the gap's start: 64 min early), one of 1.5 kWh whose SoC rise "
+        "with the hidden driving added back is 1.99 points (under soc_jump_pct)"
     ),
-    ("sim sim-json", "charging"): "F1 0.967: the 2 missed charges were hidden in gaps",
+    ("sim sim-json", "charging"): (
+        "F1 0.967: the 2 missed charges were hidden in gaps: the asleep car's (as for Tesla) "
+        "and one of 0.9 kWh whose SoC rise with the hidden driving is 1.31 points"
+    ),
 }
 
 

@@ -95,6 +95,32 @@ def test_a_round_trip_to_a_charger_goes_out_and_comes_back() -> None:
     assert way_back["offline"] is True
 
 
+def test_a_hidden_charge_stands_still_and_the_drives_carry_the_distance() -> None:
+    # Seen leaving at 10,000 km; found back where it started at 10,016 km: 4 km more out,
+    # the charge where the way out ended (10,008 km), 8 km back.
+    series = Series().park(5).drive(6, kmh=40)
+    series.lat, series.lon = series.rows[0]["latitude"], series.rows[0]["longitude"]
+    found = sessions(series.silent(240, km=12.0, soc=10.0 - 3.6).park(10))
+    charge = of_kind(found, "charging").row(0, named=True)
+    way_back = of_kind(found, "driving").row(1, named=True)
+    assert charge["distance_km"] == 0.0
+    assert charge["odometer_start_km"] == pytest.approx(10_008.0, abs=0.01)
+    assert charge["odometer_end_km"] == charge["odometer_start_km"]
+    assert way_back["distance_km"] == pytest.approx(8.0, abs=0.01)
+    assert way_back["odometer_start_km"] == pytest.approx(10_008.0, abs=0.01)
+    assert way_back["odometer_end_km"] == pytest.approx(10_016.0, abs=0.01)
+
+
+def test_a_charge_between_two_hidden_drives_is_where_the_way_out_ended() -> None:
+    # Parked at 10,000 km, found at the same place 4 h later at 10,012 km, 10 points fuller.
+    found = sessions(Series().park(10).silent(240, km=12.0, soc=10.0 - 3.6).park(10))
+    charge = of_kind(found, "charging").row(0, named=True)
+    drives = of_kind(found, "driving")
+    assert (charge["odometer_start_km"], charge["distance_km"]) == (pytest.approx(10_006.0), 0.0)
+    assert drives["distance_km"].to_list() == [pytest.approx(6.0), pytest.approx(6.0)]
+    assert drives["odometer_end_km"].to_list() == [pytest.approx(10_006.0), pytest.approx(10_012.0)]
+
+
 def test_a_stale_odometer_is_not_a_hidden_drive() -> None:
     # The odometer is read before the drive only; the next reading comes after a gap.
     series = Series().park(5).drive(20, kmh=60).park(5)

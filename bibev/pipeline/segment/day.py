@@ -23,21 +23,6 @@ from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.pipeline.segment.rules import IDLE, label_rows, shifted
 from bibev.pipeline.segment.sessions import computed, session_runs, settle
 
-_ACTIVE = (
-    "vin",
-    "state",
-    "start",
-    "end",
-    "offline",
-    "bridged_gap",
-    "estimated_start",
-    "estimated_end",
-    "charger_hint",
-    "energy_hint",
-    "provider_n",
-    "physics_n",
-)
-
 
 def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
     """Labelled rows → the charging and driving sessions, observed and offline, in time order
@@ -58,6 +43,8 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
             estimated_end=pl.col("estimated_end"),
             charger_hint=pl.when(pl.col("kind_dc")).then(pl.lit("dc")),
             energy_hint=pl.lit(None, pl.Float64),
+            km_before=pl.lit(None, pl.Float64),
+            km_during=pl.lit(None, pl.Float64),
             provider_n=pl.col("provider_n"),
             physics_n=pl.col("physics_n"),
         )
@@ -73,6 +60,8 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         estimated_end=pl.lit(True),
         charger_hint=pl.col("charger_hint"),
         energy_hint=pl.col("energy_hint"),
+        km_before=pl.col("km_before"),
+        km_during=pl.col("km_during"),
         provider_n=pl.lit(0, pl.Int32),
         physics_n=pl.lit(0, pl.Int32),
     )

@@ -4,8 +4,10 @@ Every clean row belongs to the last session that started at or before it, so the
 window are shared out without overlap. The SoC at a boundary is the value nearest to it (within
 ``gap_s``); a session wholly inside a gap takes its start from before the gap and its end from
 after it. The odometer at a boundary is a reading taken while the car stood still there, else
-the dead-reckoned estimate (``rules.py``). Sessions and rows may hold many vehicles: every
-lookup is made within the session's vehicle (``join_asof(by="vin")``).
+the dead-reckoned estimate (``rules.py``); a session wholly inside a gap adds to the odometer
+before the gap the hidden distance driven before it and during it (``offline.py``: a charge
+drives none). Sessions and rows may hold many vehicles: every lookup is made within the
+session's vehicle (``join_asof(by="vin")``).
 """
 
 from __future__ import annotations
@@ -220,6 +222,18 @@ def _charger_kind(params: SegmentParams) -> pl.Expr:
     return kind.when(dc).then(pl.lit("dc")).otherwise(pl.lit("ac"))
 
 
+def _odometers() -> list[pl.Expr]:
+    """``odometer_km@start``/``@end`` of a session inside a gap: the odometer before the gap
+    plus the hidden distance driven before it, then plus what it drove itself (reading after
+    the gap would give a charge the distance of the drives around it)."""
+    start = pl.col("odometer_km@start") + pl.col("km_before").fill_null(0.0)
+    end = pl.when(pl.col("km_during").is_not_null()).then(start + pl.col("km_during"))
+    return [
+        start.alias("odometer_km@start"),
+        end.otherwise(pl.col("odometer_km@end")).alias("odometer_km@end"),
+    ]
+
+
 def _source() -> pl.Expr:
     provider, physics = pl.col("provider_n") > 0, pl.col("physics_n") > 0
     return (
@@ -239,9 +253,9 @@ def session_features(
     sessions: pl.LazyFrame, rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS
 ) -> pl.LazyFrame:
     """Sessions (``vin, state, start, end``, flags, ``charger_hint``, ``energy_hint``,
-    ``provider_n``, ``physics_n``) + the vehicles' labelled rows (``label_rows``: sorted by
-    VIN and time) → ``SEGMENT_SCHEMA`` columns (without ``segment_id`` and ``day``), by VIN then
-    start."""
+    ``km_before``, ``km_during``, ``provider_n``, ``physics_n``) + the vehicles' labelled rows
+    (``label_rows``: sorted by VIN and time) → ``SEGMENT_SCHEMA`` columns (without
+    ``segment_id`` and ``day``), by VIN then start."""
     indexed = settle(sessions.sort("vin", "start").with_row_index("sid"))
     values = [
         probe(indexed, rows, at)
@@ -255,6 +269,7 @@ def session_features(
         .drop("energy_inc", strict=False)
         .join(_row_stats(rows, indexed), on="sid", how="left")
         .join(_energy(rows, indexed), on="sid", how="left")
+        .with_columns(_odometers())
         .sort("sid")
         .select(
             "vin",

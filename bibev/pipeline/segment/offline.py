@@ -23,10 +23,11 @@ that goes dark while active has lost its connection and carries on):
 4. a hidden drive with no charge and no drive on either side ends with the gap (a parked car
    that goes dark is asleep; it woke up to drive and was seen again on arrival).
 
-Nothing is placed beyond the gap. Offline sessions carry ``offline=True``; extended sessions
-``estimated_end`` or ``estimated_start``. Only the runs on each side of a gap are read, so an
-estimate does not depend on how much history was loaded. A gap is between two chains of one
-vehicle (chains never span two), so the runs may hold many vehicles.
+Nothing is placed beyond the gap. Offline sessions carry ``offline=True`` and the hidden
+distance driven before them and during them (a charge drives none), from which their odometer
+is read; extended sessions ``estimated_end`` or ``estimated_start``. Only the runs on each side
+of a gap are read, so an estimate does not depend on how much history was loaded. A gap is
+between two chains of one vehicle (chains never span two), so the runs may hold many vehicles.
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.pipeline.segment.rules import CHARGING, DRIVING, divided, seconds
 
 #: The sessions the gap rules add (before their features are computed).
-OFFLINE_COLUMNS = ("vin", "state", "start", "end", "charger_hint", "energy_hint")
+OFFLINE_COLUMNS = (
+    "vin",
+    "state",
+    "start",
+    "end",
+    "charger_hint",
+    "energy_hint",
+    "km_before",
+    "km_during",
+)
 _KM_PER_DEG = 111.2
 
 
@@ -302,8 +312,11 @@ def _charger_hint(params: SegmentParams) -> pl.Expr:
 
 
 def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
-    """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``)."""
+    """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``), with the hidden
+    distance driven in the gap before each one (``km_before``) and during it (``km_during``:
+    none for a charge, which stands still)."""
     counter_reset = (pl.col("energy_b") != pl.col("energy_a")) & (pl.col("energy_b") > 0)
+    out = pl.col("km_a") + pl.col("km_out")
     charges = gaps.filter(pl.col("charge_start").is_not_null()).select(
         "vin",
         state=pl.lit(CHARGING, pl.Int8),
@@ -311,6 +324,8 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
         end=pl.col("charge_end"),
         charger_hint=_charger_hint(params),
         energy_hint=pl.when(counter_reset.fill_null(False)).then(pl.col("energy_b")),
+        km_before=out,
+        km_during=pl.lit(0.0),
     )
     drives = [
         gaps.filter(pl.col(f"{leg}_start").is_not_null()).select(
@@ -320,8 +335,10 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
             end=pl.col(f"{leg}_end"),
             charger_hint=pl.lit(None, pl.String),
             energy_hint=pl.lit(None, pl.Float64),
+            km_before=before,
+            km_during=pl.col(f"km_{leg}"),
         )
-        for leg in ("out", "back")
+        for leg, before in (("out", pl.col("km_a")), ("back", out))
     ]
     return pl.concat([charges, *drives]).filter(pl.col("end") > pl.col("start"))
 
