@@ -121,6 +121,60 @@ def test_a_charge_between_two_hidden_drives_is_where_the_way_out_ended() -> None
     assert drives["odometer_end_km"].to_list() == [pytest.approx(10_006.0), pytest.approx(10_012.0)]
 
 
+def test_a_hidden_charge_rises_by_the_points_found_and_its_drives_use_theirs() -> None:
+    # Parked, found where it went dark 4 h later, 40 km further and 2 points lower: the 40 km
+    # used 10 points (drive_soc_per_km), so it charged 8 (4.8 kWh on 60 kWh), 20 km out.
+    series = Series().park(10).silent(240, km=40.0, soc=-2.0, energy=4.8).park(10)
+    before, after = series.rows[19]["soc_pct"], series.rows[20]["soc_pct"]
+    found = sessions(series)
+    charge = of_kind(found, "charging").row(0, named=True)
+    drives = of_kind(found, "driving")
+    assert charge["soc_start"] == pytest.approx(before - 5.0)
+    assert charge["soc_end"] == pytest.approx(after + 5.0)
+    assert charge["soc_end"] - charge["soc_start"] == pytest.approx(8.0, abs=0.01)
+    assert charge["energy_added_kwh"] == pytest.approx(8.0 / 100 * 60.0)
+    assert drives["soc_start"].to_list() == [pytest.approx(before), pytest.approx(after + 5.0)]
+    assert drives["soc_end"].to_list() == [pytest.approx(before - 5.0), pytest.approx(after)]
+    # the idle sessions around them neither drive nor charge: the day adds up
+    assert found["distance_km"].sum() == pytest.approx(40.0)
+    rises = (found["soc_end"] - found["soc_start"]).to_list()
+    assert [rise for rise, kind in zip(rises, found["kind"], strict=True) if kind == "idle"] == [
+        pytest.approx(before - 60.0),
+        0.0,
+        0.0,
+        pytest.approx(series.rows[-1]["soc_pct"] - after),
+    ]
+
+
+def test_a_drive_into_a_gap_drives_its_share_of_the_hidden_distance() -> None:
+    # 10 km seen at 0.3 points/km, 12 km more unseen (3.6 points), then it charged 10 points.
+    series = Series().park(5).drive(15, kmh=40).silent(240, km=12.0, soc=10.0 - 3.6)
+    found = sessions(series.park(10))
+    drive = of_kind(found, "driving").row(0, named=True)
+    charge = of_kind(found, "charging").row(0, named=True)
+    assert drive["odometer_end_km"] == pytest.approx(10_022.0, abs=0.01)
+    assert drive["distance_km"] == pytest.approx(22.0, abs=0.01)
+    assert drive["soc_start"] - drive["soc_end"] == pytest.approx(22 * 0.3, abs=0.02)
+    assert (charge["odometer_start_km"], charge["soc_start"]) == (
+        pytest.approx(drive["odometer_end_km"]),
+        pytest.approx(drive["soc_end"]),
+    )
+    assert charge["soc_end"] - charge["soc_start"] == pytest.approx(10.0, abs=0.02)
+
+
+def test_a_drive_out_of_a_gap_drove_its_share_before_it_was_seen() -> None:
+    # Charged 10 points unseen, then drove 12 km unseen (3.6 points) and 6.7 km seen.
+    series = Series().park(10).silent(240, km=12.0, soc=10.0 - 3.6).drive(10, kmh=40)
+    found = sessions(series.park(5))
+    charge = of_kind(found, "charging").row(0, named=True)
+    drive = of_kind(found, "driving").row(0, named=True)
+    assert drive["odometer_start_km"] == pytest.approx(10_000.0, abs=0.01)
+    assert drive["distance_km"] == pytest.approx(12.0 + 40 / 6, abs=0.01)
+    assert drive["soc_start"] - drive["soc_end"] == pytest.approx((12.0 + 40 / 6) * 0.3, abs=0.02)
+    assert drive["soc_start"] == pytest.approx(charge["soc_end"])
+    assert charge["soc_end"] - charge["soc_start"] == pytest.approx(10.0, abs=0.02)
+
+
 def test_a_stale_odometer_is_not_a_hidden_drive() -> None:
     # The odometer is read before the drive only; the next reading comes after a gap.
     series = Series().park(5).drive(20, kmh=60).park(5)

@@ -18,7 +18,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 
 from bibev.pipeline.segment.features import SEGMENT_SCHEMA, session_features
-from bibev.pipeline.segment.offline import extend_runs, offline_sessions, read_gaps
+from bibev.pipeline.segment.offline import (
+    GAP_ESTIMATES,
+    extend_runs,
+    offline_sessions,
+    read_gaps,
+)
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.pipeline.segment.rules import IDLE, label_rows, shifted
 from bibev.pipeline.segment.sessions import computed, session_runs, settle
@@ -37,14 +42,13 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
             "state",
             "start",
             "end",
+            *GAP_ESTIMATES,
             offline=pl.lit(False),
             bridged_gap=pl.col("bridged"),
             estimated_start=pl.col("estimated_start"),
             estimated_end=pl.col("estimated_end"),
             charger_hint=pl.when(pl.col("kind_dc")).then(pl.lit("dc")),
             energy_hint=pl.lit(None, pl.Float64),
-            km_before=pl.lit(None, pl.Float64),
-            km_during=pl.lit(None, pl.Float64),
             provider_n=pl.col("provider_n"),
             physics_n=pl.col("physics_n"),
         )
@@ -54,14 +58,13 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         "state",
         "start",
         "end",
+        *GAP_ESTIMATES,
         offline=pl.lit(True),
         bridged_gap=pl.lit(False),
         estimated_start=pl.lit(True),
         estimated_end=pl.lit(True),
         charger_hint=pl.col("charger_hint"),
         energy_hint=pl.col("energy_hint"),
-        km_before=pl.col("km_before"),
-        km_during=pl.col("km_during"),
         provider_n=pl.lit(0, pl.Int32),
         physics_n=pl.lit(0, pl.Int32),
     )
@@ -77,20 +80,33 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
 def with_idle(active: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
     """``active`` plus the idle sessions between them, from each vehicle's first row to its
     last; the sessions at either end are flagged ``open_start``/``open_end`` (cut by the
-    data)."""
+    data). An idle session shares the gap estimates (``GAP_ESTIMATES``) of the boundaries it
+    shares with the sessions around it."""
     bounds = rows.group_by("vin").agg(first=pl.col("ts").min(), last=pl.col("ts").max())
     sentinel = bounds.select(
         "vin", state=pl.lit(-1, pl.Int8), start=pl.col("last"), end=pl.col("last")
     )
     edges = (
-        pl.concat([active.select("vin", "state", "start", "end"), sentinel], how="vertical_relaxed")
+        pl.concat(
+            [active.select("vin", "state", "start", "end", *GAP_ESTIMATES), sentinel],
+            how="diagonal_relaxed",
+        )
         .join(bounds, on="vin")
         .sort("vin", "start", "end")
     )
     idle = (
         edges.with_columns(idle_start=shifted(pl.col("end")).fill_null(pl.col("first")))
         .filter(pl.col("start") > pl.col("idle_start"))
-        .select("vin", state=pl.lit(IDLE, pl.Int8), start=pl.col("idle_start"), end=pl.col("start"))
+        .select(
+            "vin",
+            state=pl.lit(IDLE, pl.Int8),
+            start=pl.col("idle_start"),
+            end=pl.col("start"),
+            gap_odometer_start=shifted(pl.col("gap_odometer_end")),
+            gap_soc_start=shifted(pl.col("gap_soc_end")),
+            gap_odometer_end=pl.col("gap_odometer_start"),
+            gap_soc_end=pl.col("gap_soc_start"),
+        )
     )
     return (
         pl.concat([active, idle], how="diagonal_relaxed")

@@ -2,12 +2,12 @@
 
 Every clean row belongs to the last session that started at or before it, so the rows of a
 window are shared out without overlap. The SoC at a boundary is the value nearest to it (within
-``gap_s``); a session wholly inside a gap takes its start from before the gap and its end from
-after it. The odometer at a boundary is a reading taken while the car stood still there, else
-the dead-reckoned estimate (``rules.py``); a session wholly inside a gap adds to the odometer
-before the gap the hidden distance driven before it and during it (``offline.py``: a charge
-drives none). Sessions and rows may hold many vehicles: every lookup is made within the
-session's vehicle (``join_asof(by="vin")``).
+``gap_s``); the odometer a reading taken while the car stood still there, else the dead-reckoned
+estimate (``rules.py``). A boundary inside a telemetry gap (an offline session's, the one an
+extended session got, and the idle sessions' that share them) is where no reading can be: its
+SoC and odometer are the ones the gap rules estimated there (``offline.py``: the odometer before
+the gap plus the hidden distance driven before the boundary). Sessions and rows may hold many
+vehicles: every lookup is made within the session's vehicle (``join_asof(by="vin")``).
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _value_at(
 ) -> pl.LazyFrame:
     """``sid, {column}@{at}``: the reading nearest to the instant ``at`` within
     ``gap_s``, else the last one before a start / the first one after an end. A session wholly
-    inside a gap reads its start before the gap and its end after it."""
+    inside a gap reads its start before the gap and its end after it (where the gap rules give
+    no estimate: ``_gap_estimates``)."""
     readings = _readings(rows, column)
     probe = sessions.select("sid", "vin", "offline", pl.col(at).alias("t")).sort("vin", "t")
 
@@ -115,7 +116,8 @@ def _odometer_at(
     """``sid, odometer_km@{at}``. The odometer is read seldom, so the nearest
     reading taken while the car stood where it stood at ``at`` (the distance travelled in
     between, ``travel``, below ``parked_km``) is used; else the dead-reckoned ``odo``. A
-    session inside a gap reads its start before the gap and its end after it."""
+    session wholly inside a gap reads its start before the gap and its end after it (where the
+    gap rules give no estimate: ``_gap_estimates``)."""
     readings = rows.filter(fresh("odometer_km")).select(
         "vin", at=pl.col("ts"), value=pl.col("odometer_km"), moved=pl.col("travel")
     )
@@ -222,15 +224,14 @@ def _charger_kind(params: SegmentParams) -> pl.Expr:
     return kind.when(dc).then(pl.lit("dc")).otherwise(pl.lit("ac"))
 
 
-def _odometers() -> list[pl.Expr]:
-    """``odometer_km@start``/``@end`` of a session inside a gap: the odometer before the gap
-    plus the hidden distance driven before it, then plus what it drove itself (reading after
-    the gap would give a charge the distance of the drives around it)."""
-    start = pl.col("odometer_km@start") + pl.col("km_before").fill_null(0.0)
-    end = pl.when(pl.col("km_during").is_not_null()).then(start + pl.col("km_during"))
+def _gap_estimates() -> list[pl.Expr]:
+    """The SoC and odometer at the boundaries inside gaps, as the gap rules estimated them:
+    readings from either side of a gap would give a hidden charge the distance and the energy
+    use of the hidden drives around it, and an extended drive none of its hidden distance."""
     return [
-        start.alias("odometer_km@start"),
-        end.otherwise(pl.col("odometer_km@end")).alias("odometer_km@end"),
+        pl.coalesce(f"gap_{name}_{at}", f"{column}@{at}").alias(f"{column}@{at}")
+        for at in ("start", "end")
+        for name, column in (("soc", "soc_pct"), ("odometer", "odometer_km"))
     ]
 
 
@@ -252,8 +253,8 @@ def _source() -> pl.Expr:
 def session_features(
     sessions: pl.LazyFrame, rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS
 ) -> pl.LazyFrame:
-    """Sessions (``vin, state, start, end``, flags, ``charger_hint``, ``energy_hint``,
-    ``km_before``, ``km_during``, ``provider_n``, ``physics_n``) + the vehicles' labelled rows
+    """Sessions (``vin, state, start, end``, ``GAP_ESTIMATES``, flags, ``charger_hint``,
+    ``energy_hint``, ``provider_n``, ``physics_n``) + the vehicles' labelled rows
     (``label_rows``: sorted by VIN and time) → ``SEGMENT_SCHEMA`` columns (without
     ``segment_id`` and ``day``), by VIN then start."""
     indexed = settle(sessions.sort("vin", "start").with_row_index("sid"))
@@ -269,7 +270,7 @@ def session_features(
         .drop("energy_inc", strict=False)
         .join(_row_stats(rows, indexed), on="sid", how="left")
         .join(_energy(rows, indexed), on="sid", how="left")
-        .with_columns(_odometers())
+        .with_columns(_gap_estimates())
         .sort("sid")
         .select(
             "vin",

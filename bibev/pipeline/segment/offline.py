@@ -23,11 +23,19 @@ that goes dark while active has lost its connection and carries on):
 4. a hidden drive with no charge and no drive on either side ends with the gap (a parked car
    that goes dark is asleep; it woke up to drive and was seen again on arrival).
 
-Nothing is placed beyond the gap. Offline sessions carry ``offline=True`` and the hidden
-distance driven before them and during them (a charge drives none), from which their odometer
-is read; extended sessions ``estimated_end`` or ``estimated_start``. Only the runs on each side
-of a gap are read, so an estimate does not depend on how much history was loaded. A gap is
-between two chains of one vehicle (chains never span two), so the runs may hold many vehicles.
+Nothing is placed beyond the gap. Offline sessions carry ``offline=True``; extended sessions
+``estimated_end`` or ``estimated_start``. Every boundary inside a gap carries its odometer, the
+one before the gap plus the hidden distance driven before the boundary (a charge drives none,
+a drive its share), and its SoC by the same estimate that found the charge: the SoC before the
+gap less what the hidden driving before the boundary used, or, once the hidden charge is behind
+it, the SoC after the gap plus what the hidden driving after it used. A hidden charge thus rises
+by exactly the points the rule found. Without a hidden charge, a drive extended into the gap
+reads from its own side and an offline drive runs from the SoC before the gap to the SoC after
+it.
+
+Only the runs on each side of a gap are read, so an estimate does not depend on how much history
+was loaded. A gap is between two chains of one vehicle (chains never span two), so the runs may
+hold many vehicles.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ import polars as pl
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.pipeline.segment.rules import CHARGING, DRIVING, divided, seconds
 
+#: What a session learns from the gap rules about each boundary inside a gap: the odometer and
+#: the SoC estimated there (null when it is not inside a gap).
+GAP_ESTIMATES = ("gap_odometer_start", "gap_odometer_end", "gap_soc_start", "gap_soc_end")
 #: The sessions the gap rules add (before their features are computed).
 OFFLINE_COLUMNS = (
     "vin",
@@ -45,8 +56,7 @@ OFFLINE_COLUMNS = (
     "end",
     "charger_hint",
     "energy_hint",
-    "km_before",
-    "km_during",
+    *GAP_ESTIMATES,
 )
 _KM_PER_DEG = 111.2
 
@@ -135,9 +145,10 @@ def gap_sides(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
 
 
 def _charge(params: SegmentParams) -> list[pl.Expr]:
-    """The hidden distance, the points charged in the gap, and how long they took at the best
-    rate known (points above ``taper_soc_pct`` at half the rate, as cells charge in their
-    constant-voltage phase)."""
+    """The hidden distance, the SoC points a km of it used (``soc_per_km``: the drive seen on
+    either side, else ``drive_soc_per_km``), the points charged in the gap with that driving
+    added back, and how long they took at the best rate known (points above ``taper_soc_pct``
+    at half the rate, as cells charge in their constant-voltage phase)."""
     km = (pl.col("odo_b") - pl.col("odo_a")).clip(lower_bound=0.0).fill_null(0.0)
     reckoned = pl.col("reckoned_a").fill_null(0.0) + pl.col("reckoned_b").fill_null(0.0)
     resolution = pl.max_horizontal("odo_step_a", "odo_step_b").fill_null(0.0)
@@ -156,6 +167,7 @@ def _charge(params: SegmentParams) -> list[pl.Expr]:
     )
     return [
         km.alias("km"),
+        per_km.alias("soc_per_km"),
         charged.alias("charged_pp"),
         (charged > params.soc_jump_pct).alias("charged"),
         ((charged + tapered) / rate * 3600.0).alias("charge_s"),
@@ -311,11 +323,27 @@ def _charger_hint(params: SegmentParams) -> pl.Expr:
     return pl.when(dc.fill_null(False)).then(pl.lit("dc")).otherwise(pl.lit("ac"))
 
 
+def _estimate(at: str, km_before: pl.Expr, from_after: pl.Expr) -> dict[str, pl.Expr]:
+    """``gap_odometer_{at}`` and ``gap_soc_{at}`` of a boundary inside the gap with
+    ``km_before`` hidden km driven before it: the odometer before the gap plus that distance;
+    the SoC before the gap less what that driving used, or, when ``from_after``, the SoC after
+    the gap plus what the hidden driving after it used (the two differ by the points charged in
+    the gap)."""
+    per_km = pl.col("soc_per_km")
+    soc = (
+        pl.when(from_after)
+        .then(pl.col("soc_b") + (pl.col("km") - km_before) * per_km)
+        .otherwise(pl.col("soc_a") - km_before * per_km)
+    )
+    return {f"gap_odometer_{at}": pl.col("odo_a") + km_before, f"gap_soc_{at}": soc}
+
+
 def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
-    """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``), with the hidden
-    distance driven in the gap before each one (``km_before``) and during it (``km_during``:
-    none for a charge, which stands still)."""
+    """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``), with the estimates of
+    their boundaries (``GAP_ESTIMATES``): a charge stands still and rises by the points found;
+    a way out ahead of it reads from before the gap, a way back behind it from after."""
     counter_reset = (pl.col("energy_b") != pl.col("energy_a")) & (pl.col("energy_b") > 0)
+    charged, a_charge = pl.col("charged"), pl.col("state_a") == CHARGING
     out = pl.col("km_a") + pl.col("km_out")
     charges = gaps.filter(pl.col("charge_start").is_not_null()).select(
         "vin",
@@ -324,9 +352,14 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
         end=pl.col("charge_end"),
         charger_hint=_charger_hint(params),
         energy_hint=pl.when(counter_reset.fill_null(False)).then(pl.col("energy_b")),
-        km_before=out,
-        km_during=pl.lit(0.0),
+        **_estimate("start", out, pl.lit(False)),
+        **_estimate("end", out, pl.lit(True)),
     )
+    # (start, end) of each leg: its hidden km before it, and whether a charge is behind it
+    legs = {
+        "out": ((pl.col("km_a"), a_charge & charged), (out, ~(charged & ~a_charge))),
+        "back": ((out, charged), (out + pl.col("km_back"), pl.lit(True))),
+    }
     drives = [
         gaps.filter(pl.col(f"{leg}_start").is_not_null()).select(
             "vin",
@@ -335,20 +368,28 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
             end=pl.col(f"{leg}_end"),
             charger_hint=pl.lit(None, pl.String),
             energy_hint=pl.lit(None, pl.Float64),
-            km_before=before,
-            km_during=pl.col(f"km_{leg}"),
+            **_estimate("start", *start),
+            **_estimate("end", *end),
         )
-        for leg, before in (("out", pl.col("km_a")), ("back", out))
+        for leg, (start, end) in legs.items()
     ]
     return pl.concat([charges, *drives]).filter(pl.col("end") > pl.col("start"))
 
 
 def extend_runs(runs: pl.LazyFrame, gaps: pl.LazyFrame) -> pl.LazyFrame:
-    """The runs with the ends and starts the gaps moved (``estimated_end``/``_start``)."""
-    ends = gaps.select("chain", "extend_a_s").filter(pl.col("extend_a_s") > 0)
-    starts = gaps.select(chain=pl.col("chain") + 1, advance_b_s=pl.col("advance_b_s")).filter(
-        pl.col("advance_b_s") > 0
+    """The runs with the ends and starts the gaps moved (``estimated_end``/``_start``) and the
+    estimates of those boundaries (``GAP_ESTIMATES``): a drive drove its share of the hidden
+    distance; the SoC at the end of a charge extended into the gap and at the start of a drive
+    extended out of it is read from after the gap, the others from before."""
+    a_charge, b_drive = pl.col("state_a") == CHARGING, pl.col("state_b") == DRIVING
+    ends = gaps.select("chain", "extend_a_s", **_estimate("end", pl.col("km_a"), a_charge)).filter(
+        pl.col("extend_a_s") > 0
     )
+    starts = gaps.select(
+        chain=pl.col("chain") + 1,
+        advance_b_s=pl.col("advance_b_s"),
+        **_estimate("start", pl.col("km") - pl.col("km_b"), b_drive),
+    ).filter(pl.col("advance_b_s") > 0)
     last = pl.col("chain") != pl.col("chain").shift(-1)
     first = pl.col("chain") != pl.col("chain").shift(1)
 
@@ -368,6 +409,12 @@ def extend_runs(runs: pl.LazyFrame, gaps: pl.LazyFrame) -> pl.LazyFrame:
             start=pl.col("start") - shift_by("advance_b_s"),
             estimated_end=pl.col("extend_a_s").fill_null(0.0) > 0,
             estimated_start=pl.col("advance_b_s").fill_null(0.0) > 0,
+        )
+        .with_columns(
+            gap_odometer_end=pl.when("estimated_end").then("gap_odometer_end"),
+            gap_soc_end=pl.when("estimated_end").then("gap_soc_end"),
+            gap_odometer_start=pl.when("estimated_start").then("gap_odometer_start"),
+            gap_soc_start=pl.when("estimated_start").then("gap_soc_start"),
         )
         .drop("is_last", "is_first", "extend_a_s", "advance_b_s")
     )
