@@ -190,3 +190,33 @@ def test_thresholds_are_parameters() -> None:
     series = Series().park(10).silent(240, soc=3.0).park(10)
     assert of_kind(sessions(series), "charging").height == 1
     assert of_kind(sessions(series, SegmentParams(soc_jump_pct=5.0)), "charging").height == 0
+
+
+def test_a_charge_into_a_gap_adds_what_the_counter_grew_meanwhile() -> None:
+    # Seen charging at 10 kW until the counter read 10 kWh; back online two hours later,
+    # complete, with the same session's counter at 25 kWh (25 points more on 60 kWh).
+    series = Series().park(5).charge(60, kw=10.0)
+    series.rows.pop()  # still charging when the car went dark
+    seen = series.rows[-1]["energy_added_kwh"]
+    series.silent(120, soc=25.0, energy=25.0).park(10, charging_state="complete")
+    charge = of_kind(sessions(series), "charging")
+    assert charge.height == 1
+    row = charge.row(0, named=True)
+    assert (row["estimated_end"], row["offline"]) == (True, False)
+    assert seen == pytest.approx(10.0, abs=0.05)
+    assert row["energy_added_kwh"] == pytest.approx(25.0)
+
+
+def test_a_charge_out_of_a_gap_adds_what_its_counter_held_when_seen() -> None:
+    # The counter showed the last session's 12.5 kWh; the car came back online charging, its
+    # new session's counter already at 3 kWh (5 points on 60 kWh), and added 3 kWh more seen.
+    series = Series(energy=12.5).park(10).silent(60, soc=5.0)
+    hidden = len(series.rows)
+    series.charge(30, kw=6.0).park(5)
+    for row in series.rows[hidden:]:
+        row["energy_added_kwh"] += 3.0
+    charge = of_kind(sessions(series), "charging")
+    assert charge.height == 1
+    row = charge.row(0, named=True)
+    assert (row["estimated_start"], row["offline"]) == (True, False)
+    assert row["energy_added_kwh"] == pytest.approx(6.0)

@@ -48,7 +48,7 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
             estimated_start=pl.col("estimated_start"),
             estimated_end=pl.col("estimated_end"),
             charger_hint=pl.when(pl.col("kind_dc")).then(pl.lit("dc")),
-            energy_hint=pl.lit(None, pl.Float64),
+            gap_energy_kwh=pl.col("gap_energy_kwh"),
             provider_n=pl.col("provider_n"),
             physics_n=pl.col("physics_n"),
         )
@@ -64,7 +64,7 @@ def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
         estimated_start=pl.lit(True),
         estimated_end=pl.lit(True),
         charger_hint=pl.col("charger_hint"),
-        energy_hint=pl.col("energy_hint"),
+        gap_energy_kwh=pl.col("gap_energy_kwh"),
         provider_n=pl.lit(0, pl.Int32),
         physics_n=pl.lit(0, pl.Int32),
     )

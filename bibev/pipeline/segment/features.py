@@ -6,7 +6,9 @@ window are shared out without overlap. The SoC at a boundary is the value neares
 estimate (``rules.py``). A boundary inside a telemetry gap (an offline session's, the one an
 extended session got, and the idle sessions' that share them) is where no reading can be: its
 SoC and odometer are the ones the gap rules estimated there (``offline.py``: the odometer before
-the gap plus the hidden distance driven before the boundary). Sessions and rows may hold many
+the gap plus the hidden distance driven before the boundary). A charge's energy is what the
+counter added over its rows, plus what it says the charge added inside a gap
+(``gap_energy_kwh``: ``offline.py``), where no row counts it. Sessions and rows may hold many
 vehicles: every lookup is made within the session's vehicle (``join_asof(by="vin")``).
 """
 
@@ -254,7 +256,7 @@ def session_features(
     sessions: pl.LazyFrame, rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS
 ) -> pl.LazyFrame:
     """Sessions (``vin, state, start, end``, ``GAP_ESTIMATES``, flags, ``charger_hint``,
-    ``energy_hint``, ``provider_n``, ``physics_n``) + the vehicles' labelled rows
+    ``gap_energy_kwh``, ``provider_n``, ``physics_n``) + the vehicles' labelled rows
     (``label_rows``: sorted by VIN and time) → ``SEGMENT_SCHEMA`` columns (without
     ``segment_id`` and ``day``), by VIN then start."""
     indexed = settle(sessions.sort("vin", "start").with_row_index("sid"))
@@ -264,7 +266,7 @@ def session_features(
         for probe in (partial(_value_at, column="soc_pct", gap_s=params.gap_s), _odometer_at)
     ]
     charging, driving = pl.col("state") == CHARGING, pl.col("state") == DRIVING
-    energy = pl.coalesce("energy_hint", pl.when(pl.col("energy_inc") > 0).then("energy_inc"))
+    energy = pl.sum_horizontal("energy_inc", "gap_energy_kwh")
     return (
         reduce(lambda left, right: left.join(right, on="sid", how="left"), values, indexed)
         .drop("energy_inc", strict=False)
@@ -285,7 +287,7 @@ def session_features(
             distance_km=(pl.col("odometer_km@end") - pl.col("odometer_km@start")).clip(
                 lower_bound=0.0
             ),
-            energy_added_kwh=pl.when(charging).then(energy),
+            energy_added_kwh=pl.when(charging & (energy > 0)).then(energy),
             charger_kind=_charger_kind(params),
             max_power_kw=pl.when(charging)
             .then(pl.col("charge_max"))

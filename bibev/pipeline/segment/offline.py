@@ -24,7 +24,9 @@ that goes dark while active has lost its connection and carries on):
    that goes dark is asleep; it woke up to drive and was seen again on arrival).
 
 Nothing is placed beyond the gap. Offline sessions carry ``offline=True``; extended sessions
-``estimated_end`` or ``estimated_start``. Every boundary inside a gap carries its odometer, the
+``estimated_end`` or ``estimated_start``. A charge extended into or out of a gap, and an offline
+charge, gets the energy the counter says it added inside the gap (``_gap_energy``), which no
+row counts. Every boundary inside a gap carries its odometer, the
 one before the gap plus the hidden distance driven before the boundary (a charge drives none,
 a drive its share), and its SoC by the same estimate that found the charge: the SoC before the
 gap less what the hidden driving before the boundary used, or, once the hidden charge is behind
@@ -55,7 +57,7 @@ OFFLINE_COLUMNS = (
     "start",
     "end",
     "charger_hint",
-    "energy_hint",
+    "gap_energy_kwh",
     *GAP_ESTIMATES,
 )
 _KM_PER_DEG = 111.2
@@ -131,6 +133,7 @@ def gap_sides(runs: pl.LazyFrame, params: SegmentParams) -> pl.LazyFrame:
         reckoned_b=pl.col("reckoned_first").first(),
         odo_step_b=pl.col("odo_step").max(),
         energy_b=pl.col("energy_seen").drop_nulls().first(),
+        energy_first_b=pl.col("energy_first").first(),
         speed_b=pl.col("speed").first(),
         dist_b=(pl.col("odo_last") - pl.col("odo_first")).first(),
         rate_b=pl.col("rate").first(),
@@ -305,11 +308,31 @@ def _instants() -> list[pl.Expr]:
     ]
 
 
+def _gap_energy() -> list[pl.Expr]:
+    """What the energy counter says each charge added inside the gap, where no row counts it
+    (``rules._energy_step``). The counter is the charging session's: it holds the last
+    session's total until a new session starts it from zero. Read from its last value before
+    the gap to the value the rows after the gap count from: grown after a charge seen before
+    the gap, that charge went on into the gap and added the growth (``energy_in_a``); changed
+    after anything else, a session began in the gap, and a charge seen after the gap that
+    started inside it added all the counter held (``energy_in_b``), an offline charge all it
+    showed when first read (``energy_own``). Reset after a charge, the new session's part
+    belongs to the charge after, which is not extended into the gap then: no charge takes it."""
+    before, after, found = pl.col("energy_a"), pl.col("energy_first_b"), pl.col("energy_b")
+    a_charge, b_charge = pl.col("state_a") == CHARGING, pl.col("state_b") == CHARGING
+    began = (after != before) & (after > 0)
+    return [
+        pl.when(a_charge & (after > before)).then(after - before).alias("energy_in_a"),
+        pl.when(b_charge & ~a_charge & began).then(after).alias("energy_in_b"),
+        pl.when((found != before) & (found > 0)).then(found).alias("energy_own"),
+    ]
+
+
 def read_gaps(runs: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
     """Every gap with its hidden driving and charging (see the module docstring)."""
     return (
         gap_sides(runs, params)
-        .with_columns(_charge(params))
+        .with_columns(*_charge(params), *_gap_energy())
         .with_columns(_legs(params))
         .with_columns(_drive_times(params))
         .with_columns(_layout(params))
@@ -342,7 +365,6 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
     """The sessions that lie wholly inside gaps (``OFFLINE_COLUMNS``), with the estimates of
     their boundaries (``GAP_ESTIMATES``): a charge stands still and rises by the points found;
     a way out ahead of it reads from before the gap, a way back behind it from after."""
-    counter_reset = (pl.col("energy_b") != pl.col("energy_a")) & (pl.col("energy_b") > 0)
     charged, a_charge = pl.col("charged"), pl.col("state_a") == CHARGING
     out = pl.col("km_a") + pl.col("km_out")
     charges = gaps.filter(pl.col("charge_start").is_not_null()).select(
@@ -351,7 +373,7 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
         start=pl.col("charge_start"),
         end=pl.col("charge_end"),
         charger_hint=_charger_hint(params),
-        energy_hint=pl.when(counter_reset.fill_null(False)).then(pl.col("energy_b")),
+        gap_energy_kwh=pl.col("energy_own"),
         **_estimate("start", out, pl.lit(False)),
         **_estimate("end", out, pl.lit(True)),
     )
@@ -367,7 +389,7 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
             start=pl.col(f"{leg}_start"),
             end=pl.col(f"{leg}_end"),
             charger_hint=pl.lit(None, pl.String),
-            energy_hint=pl.lit(None, pl.Float64),
+            gap_energy_kwh=pl.lit(None, pl.Float64),
             **_estimate("start", *start),
             **_estimate("end", *end),
         )
@@ -377,17 +399,22 @@ def offline_sessions(gaps: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS)
 
 
 def extend_runs(runs: pl.LazyFrame, gaps: pl.LazyFrame) -> pl.LazyFrame:
-    """The runs with the ends and starts the gaps moved (``estimated_end``/``_start``) and the
-    estimates of those boundaries (``GAP_ESTIMATES``): a drive drove its share of the hidden
+    """The runs with the ends and starts the gaps moved (``estimated_end``/``_start``), the
+    estimates of those boundaries (``GAP_ESTIMATES``) and what an extended charge added inside
+    its gap (``gap_energy_kwh``: ``_gap_energy``): a drive drove its share of the hidden
     distance; the SoC at the end of a charge extended into the gap and at the start of a drive
     extended out of it is read from after the gap, the others from before."""
     a_charge, b_drive = pl.col("state_a") == CHARGING, pl.col("state_b") == DRIVING
-    ends = gaps.select("chain", "extend_a_s", **_estimate("end", pl.col("km_a"), a_charge)).filter(
-        pl.col("extend_a_s") > 0
-    )
+    ends = gaps.select(
+        "chain",
+        "extend_a_s",
+        energy_end=pl.col("energy_in_a"),
+        **_estimate("end", pl.col("km_a"), a_charge),
+    ).filter(pl.col("extend_a_s") > 0)
     starts = gaps.select(
         chain=pl.col("chain") + 1,
         advance_b_s=pl.col("advance_b_s"),
+        energy_start=pl.col("energy_in_b"),
         **_estimate("start", pl.col("km") - pl.col("km_b"), b_drive),
     ).filter(pl.col("advance_b_s") > 0)
     last = pl.col("chain") != pl.col("chain").shift(-1)
@@ -415,6 +442,10 @@ def extend_runs(runs: pl.LazyFrame, gaps: pl.LazyFrame) -> pl.LazyFrame:
             gap_soc_end=pl.when("estimated_end").then("gap_soc_end"),
             gap_odometer_start=pl.when("estimated_start").then("gap_odometer_start"),
             gap_soc_start=pl.when("estimated_start").then("gap_soc_start"),
+            gap_energy_kwh=pl.sum_horizontal(
+                pl.when("estimated_end").then("energy_end"),
+                pl.when("estimated_start").then("energy_start"),
+            ),
         )
-        .drop("is_last", "is_first", "extend_a_s", "advance_b_s")
+        .drop("is_last", "is_first", "extend_a_s", "advance_b_s", "energy_end", "energy_start")
     )

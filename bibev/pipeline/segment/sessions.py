@@ -81,6 +81,7 @@ def runs(rows: pl.LazyFrame) -> pl.LazyFrame:
             lat_last=_last_seen("lat"),
             lon_last=_last_seen("lon"),
             reckoned_last=pl.col("since_reading").last(),
+            energy_first=pl.col("energy").first(),
             energy_last=pl.col("energy").last(),
             energy_seen=_first_seen("energy_added_kwh"),
             energy_inc=pl.col("e_sum").last(),
@@ -129,6 +130,7 @@ _MERGE = (
     _last_seen("lat_last"),
     _last_seen("lon_last"),
     pl.col("reckoned_last").last(),
+    pl.col("energy_first").first(),
     pl.col("energy_last").last(),
     _first_seen("energy_seen"),
     pl.col("energy_inc").last(),  # the in-order sum (``coalesce``)
