@@ -4,17 +4,25 @@ The result is long and canonical: one row per (vin, ts, column) observation, wit
 converted to canonical units (``value_f64``) or vocabulary (``value_str``). Rows whose key has
 no mapping are left out here (they stay in the compressed layer); invalid values come out as
 nulls with ``invalid`` set, so the cleaner can count them.
+
+How: the names a mapping knows (keys, canonical columns, vocabulary words) are dictionary-coded
+(``pl.Enum``, sorted, so that the codes order as the names do), and the mapping becomes small
+tables (``MappingTables``). Whatever depends only on a row's key and unit (its entries, the
+unit word lowercased, the unit's factor) is worked out once per distinct (key, unit) of the
+rows, and each row is joined once to that: a few dozen combinations, not a string operation
+per row. Rows of enum keys are few; they are matched to the vocabulary row by row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import polars as pl
 
 from bibev.providers._json import UNIT_WORDS
 from bibev.providers.base import SignalMap
-from bibev.schema import CLEAN_COLUMNS
+from bibev.schema import CLEAN_COLUMNS, SIGNAL_COLUMNS
 
 MAPPED_SCHEMA: dict[str, pl.DataType] = {
     "vin": pl.String(),
@@ -26,45 +34,99 @@ MAPPED_SCHEMA: dict[str, pl.DataType] = {
     "invalid": pl.Boolean(),
 }
 
+#: One mapping for every row, or one per provider (the ``provider`` column of the rows).
+Mappings = Sequence[SignalMap] | Mapping[str, Sequence[SignalMap]]
+
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def mapping_frames(mapping: Sequence[SignalMap]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The mapping as two join tables: numeric entries and enum vocabulary entries."""
-    numeric = [m for m in mapping if m.enum is None]
-    vocab = [
-        (m.key, m.column, raw.lower(), canon)
-        for m in mapping
-        if m.enum
-        for raw, canon in m.enum.items()
-    ]
-    numeric_frame = pl.DataFrame(
-        {
-            "key": [m.key for m in numeric],
-            "column": [m.column for m in numeric],
-            "scale": [m.scale for m in numeric],
-            "offset": [m.offset for m in numeric],
-            "cast": [m.cast for m in numeric],
-        },
-        schema={
-            "key": pl.String,
-            "column": pl.String,
-            "scale": pl.Float64,
-            "offset": pl.Float64,
-            "cast": pl.String,
-        },
-    )
-    enum_frame = pl.DataFrame(
-        vocab,
-        schema={"key": pl.String, "column": pl.String, "raw": pl.String, "canonical": pl.String},
+@dataclass(frozen=True)
+class MappingTables:
+    """Mappings as join tables over dictionary codes (see the module doc).
+
+    - ``keys``, ``columns``, ``words``: the codes (``pl.Enum``) of the mapped keys, of the
+      canonical columns (every clean signal and any other a mapping names) and of the
+      vocabulary's canonical words;
+    - ``on``: what a row is matched on: ``key``, or ``provider`` and ``key`` (one mapping per
+      provider: rows of another provider are left out);
+    - ``numbers``: one row per numeric entry (``on``, ``column``, ``scale``, ``offset``,
+      ``whole`` for a value read as an integer);
+    - ``enum_keys``: one row per distinct (``on``, ``column``) of the enum entries;
+    - ``vocab``: one row per vocabulary word (``on``, ``column``, ``raw`` lowercased,
+      ``canonical``);
+    - ``extra``: more columns of ``numbers`` and ``enum_keys`` (``with_entry_columns``).
+    """
+
+    keys: pl.Enum
+    columns: pl.Enum
+    words: pl.Enum
+    on: tuple[str, ...]
+    numbers: pl.DataFrame
+    enum_keys: pl.DataFrame
+    vocab: pl.DataFrame
+    extra: tuple[str, ...] = ()
+
+    def entry_schema(self) -> dict[str, pl.DataType]:
+        """The columns naming an entry: ``on`` and ``column``, coded."""
+        schema: dict[str, pl.DataType] = {"provider": pl.String(), "key": self.keys}
+        return {**{name: schema[name] for name in self.on}, "column": self.columns}
+
+    def with_entry_columns(self, table: pl.DataFrame) -> MappingTables:
+        """These tables with more columns per entry, which every observation of the entry then
+        carries (``map_rows``): ``table`` holds the ``entry_schema`` columns and the others."""
+        names = list(self.entry_schema())
+        return replace(
+            self,
+            numbers=self.numbers.join(table, on=names, how="left"),
+            enum_keys=self.enum_keys.join(table, on=names, how="left"),
+            extra=tuple(name for name in table.columns if name not in names),
+        )
+
+
+def _entries(mappings: Mappings) -> list[tuple[str | None, SignalMap]]:
+    if isinstance(mappings, Mapping):
+        return [(provider, m) for provider, mapping in mappings.items() for m in mapping]
+    return [(None, m) for m in mappings]
+
+
+def mapping_tables(mappings: Mappings) -> MappingTables:
+    """The tables of a mapping, or of one mapping per provider."""
+    entries = _entries(mappings)
+    on = ("provider", "key") if isinstance(mappings, Mapping) else ("key",)
+    keys = pl.Enum(sorted({m.key for _, m in entries}))
+    columns = pl.Enum(sorted({*SIGNAL_COLUMNS, *(m.column for _, m in entries)}))
+    words = pl.Enum(sorted({word for _, m in entries if m.enum for word in m.enum.values()}))
+    names: dict[str, pl.DataType] = {"provider": pl.String(), "key": keys, "column": columns}
+    entry = {name: names[name] for name in (*on, "column")}
+
+    def named(provider: str | None, m: SignalMap) -> tuple[object, ...]:
+        return (provider, m.key, m.column) if "provider" in on else (m.key, m.column)
+
+    numbers = pl.DataFrame(
+        [(*named(p, m), m.scale, m.offset, m.cast == "int") for p, m in entries if m.enum is None],
+        schema={**entry, "scale": pl.Float64, "offset": pl.Float64, "whole": pl.Boolean},
         orient="row",
     )
-    return numeric_frame, enum_frame
+    enum_keys = pl.DataFrame(
+        list(dict.fromkeys(named(p, m) for p, m in entries if m.enum)), schema=entry, orient="row"
+    )
+    vocab = pl.DataFrame(
+        [
+            (*named(p, m), raw.lower(), canonical)
+            for p, m in entries
+            if m.enum
+            for raw, canonical in m.enum.items()
+        ],
+        schema={**entry, "raw": pl.String, "canonical": words},
+        orient="row",
+    )
+    return MappingTables(keys, columns, words, on, numbers, enum_keys, vocab)
 
 
-def unit_frame() -> pl.DataFrame:
-    """Known unit words → factor to the canonical unit, per canonical column.
+def unit_frame(columns: pl.DataType) -> pl.DataFrame:
+    """Known unit words → factor to the canonical unit, per canonical column (``columns``: the
+    dtype of the ``column`` codes).
 
     A mapping's ``scale`` assumes the provider's usual unit. When a row names its own unit and
     that unit measures what the column measures, the unit wins: a High Mobility odometer sent in
@@ -79,7 +141,7 @@ def unit_frame() -> pl.DataFrame:
     ]
     return pl.DataFrame(
         rows,
-        schema={"column": pl.String, "unit_word": pl.String, "unit_factor": pl.Float64},
+        schema={"column": columns, "unit_word": pl.String, "unit_factor": pl.Float64},
         orient="row",
     )
 
@@ -110,42 +172,56 @@ def _raw_number() -> pl.Expr:
     )
 
 
-def apply_mapping(frame: pl.DataFrame | pl.LazyFrame, mapping: Sequence[SignalMap]) -> pl.LazyFrame:
-    """Compressed rows (``bibev.schema.COMPRESSED_SCHEMA``) → long canonical observations."""
-    lazy = frame.lazy()
-    numeric, vocab = mapping_frames(mapping)
+def _numbers(rows: pl.LazyFrame, tables: MappingTables) -> pl.LazyFrame:
+    """The rows of numeric entries, converted: one join to their (key, unit) combinations."""
+    on = list(tables.on)
+    combinations = (
+        rows.select(*on, "unit")
+        .unique()
+        .join(tables.numbers.lazy(), on=on)
+        .with_columns(unit_word=pl.col("unit").str.strip_chars().str.to_lowercase())
+        .join(unit_frame(tables.columns).lazy(), on=["column", "unit_word"], how="left")
+    )
     invalid = pl.col("invalid").fill_null(False)
-    by_unit = pl.col("unit_factor").is_not_null()
     converted = (
-        pl.when(by_unit)
+        pl.when(pl.col("unit_factor").is_not_null())
         .then(_raw_number() * pl.col("unit_factor"))
         .otherwise(_raw_number() * pl.col("scale") + pl.col("offset"))
     )
-    numbers = (
-        lazy.join(numeric.lazy(), on="key", how="inner")
-        .with_columns(unit_word=pl.col("unit").str.strip_chars().str.to_lowercase())
-        .join(unit_frame().lazy(), on=["column", "unit_word"], how="left")
-        .with_columns(
-            value_f64=pl.when(invalid).then(None).otherwise(converted),
-            value_str=pl.lit(None, pl.String),
-        )
-        .with_columns(
-            value_f64=pl.when(pl.col("cast") == "int")
-            .then(pl.col("value_f64").round(0))
-            .otherwise(pl.col("value_f64"))
-        )
+    value = pl.when(invalid).then(None).otherwise(converted)
+    return rows.join(combinations, on=[*on, "unit"], nulls_equal=True).with_columns(
+        value_f64=pl.when(pl.col("whole")).then(value.round(0)).otherwise(value),
+        value_str=pl.lit(None, tables.words),
     )
-    enum_keys = vocab.select("key", "column").unique()
-    words = (
-        lazy.join(enum_keys.lazy(), on="key", how="inner")
+
+
+def _words(rows: pl.LazyFrame, tables: MappingTables) -> pl.LazyFrame:
+    """The rows of enum entries, matched case-insensitively to the vocabulary."""
+    on = list(tables.on)
+    invalid = pl.col("invalid").fill_null(False)
+    return (
+        rows.join(tables.enum_keys.lazy(), on=on)
         .with_columns(raw=_raw_text().str.to_lowercase())
-        .join(vocab.lazy(), on=["key", "column", "raw"], how="left")
+        .join(tables.vocab.lazy(), on=[*on, "column", "raw"], how="left")
         .with_columns(
             value_f64=pl.lit(None, pl.Float64),
             value_str=pl.when(invalid).then(None).otherwise(pl.col("canonical")),
         )
     )
-    columns = list(MAPPED_SCHEMA)
-    return pl.concat([numbers.select(columns), words.select(columns)], how="vertical").with_columns(
-        invalid=invalid
-    )
+
+
+def map_rows(rows: pl.LazyFrame, tables: MappingTables) -> pl.LazyFrame:
+    """Compressed rows (``bibev.schema.COMPRESSED_SCHEMA``) → long canonical observations
+    (``MAPPED_SCHEMA`` with ``key``, ``column`` and ``value_str`` coded, then the
+    ``tables.extra`` columns of each observation's entry)."""
+    # a key no mapping knows becomes null, which matches no entry
+    coded = rows.with_columns(pl.col("key").cast(tables.keys, strict=False))
+    columns = [*MAPPED_SCHEMA, *tables.extra]
+    parts = [_numbers(coded, tables).select(columns), _words(coded, tables).select(columns)]
+    return pl.concat(parts, how="vertical").with_columns(invalid=pl.col("invalid").fill_null(False))
+
+
+def apply_mapping(frame: pl.DataFrame | pl.LazyFrame, mapping: Sequence[SignalMap]) -> pl.LazyFrame:
+    """Compressed rows (``bibev.schema.COMPRESSED_SCHEMA``) → long canonical observations."""
+    mapped = map_rows(frame.lazy(), mapping_tables(mapping))
+    return mapped.select([pl.col(name).cast(dtype) for name, dtype in MAPPED_SCHEMA.items()])

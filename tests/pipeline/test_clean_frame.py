@@ -10,7 +10,14 @@ import polars as pl
 import pytest
 
 from bibev.errors import ConfigError
-from bibev.pipeline.clean import CleanParams, QualityRecord, clean_frame
+from bibev.pipeline.clean import (
+    OBSERVATION_SCHEMA,
+    ORDER,
+    CleanParams,
+    QualityRecord,
+    clean_frame,
+    flag_observations,
+)
 from bibev.providers.base import FlatRow, SignalMap
 from bibev.schema import CLEAN_SCHEMA, rows_to_frame
 
@@ -281,3 +288,40 @@ def test_mappings_per_provider() -> None:
 def test_bad_parameters_are_config_errors(change: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         replace(CleanParams(), **change)
+
+
+def test_observations_come_in_one_total_order_with_their_names_as_strings() -> None:
+    """VINs seen in reverse order, a missing timestamp and vehicle, NaN, and ties on column,
+    vehicle and instant (a duplicate, two keys of one column, a known and an unknown value):
+    ``flag_observations`` gives them in ``ORDER``, as a sort by all its columns would."""
+    first, second = "WBA00000000000002", "WBA00000000000001"  # new to this process: in this order
+    mapping = (
+        SignalMap("soc", "soc_pct"),
+        SignalMap("level", "soc_pct"),
+        SignalMap("odo", "odometer_km"),
+        SignalMap("state", "charging_state", enum={"charging": "charging"}),
+    )
+    rows = day_of(
+        msg(at(10), vin=first, soc=50.0, level=51.0, odo=float("nan"), state="charging"),
+        msg(at(10), vin=first, soc=49.0, level=None, state="bogus"),
+        msg(at(10), vin=second, soc=50.0, odo=7.0),
+        msg(at(9), vin=second, soc="50.0", level=51.0),
+        msg(at(9), vin=second, soc=50.0),
+    )
+    blank = msg(at(11), soc=48.0).with_columns(ts=None, vin=None)
+    observed = flag_observations(pl.concat([rows, blank]), mapping, day=DAY).collect()
+    assert observed.schema == pl.Schema(OBSERVATION_SCHEMA)
+    assert observed.select(ORDER).equals(observed.select(ORDER).sort(ORDER, nulls_last=True))
+    # charging_state, then odometer_km: the VIN seen second sorts first
+    assert observed["vin"].head(4).to_list() == [first, first, second, first]
+    assert observed.height == 13
+    assert observed.filter(pl.col("vin").is_null())["value_f64"].to_list() == [48.0]
+    duplicates = observed.filter(pl.col("reason") == "duplicate")
+    assert duplicates.select("vin", "key", "ts").rows() == [
+        (first, "state", at(10)),
+        (second, "soc", at(9)),
+        (first, "soc", at(10)),
+        (first, "level", at(10)),
+    ]
+    result = clean_frame(rows, mapping, day=DAY)
+    assert result.observations.equals(flag_observations(rows, mapping, day=DAY).collect())

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -106,3 +106,24 @@ def test_a_known_unit_on_the_row_wins_over_the_mapping_scale(unit, expected):
 def test_unit_of_another_quantity_is_ignored():
     result = mapped(FlatRow(VIN, T0, "Power", 7400.0, unit="kWh"))
     assert result["value_f64"][0] == pytest.approx(7.4)
+
+
+def test_a_key_feeds_each_of_its_columns_with_each_row_s_own_unit():
+    """The unit work is done once per (key, unit) pair: rows of one key with different units,
+    written differently, still each get their own."""
+    mapping = (SignalMap("Odo", "odometer_km"), SignalMap("Odo", "range_km", scale=2.0))
+    seconds = [T0 + timedelta(seconds=s) for s in range(3)]
+    frame = rows_to_frame(
+        [
+            FlatRow(VIN, seconds[0], "Odo", 10.0, unit=" Miles "),
+            FlatRow(VIN, seconds[1], "Odo", 10.0, unit="km"),
+            FlatRow(VIN, seconds[2], "Odo", 10.0),
+        ],
+        provider="test",
+    )
+    result = apply_mapping(frame, mapping).collect().sort("column", "ts")
+    assert result["column"].to_list() == ["odometer_km"] * 3 + ["range_km"] * 3
+    assert result["value_f64"].to_list() == pytest.approx(
+        [16.09344, 10.0, 10.0, 16.09344, 10.0, 20.0]
+    )
+    assert dict(result.schema) == MAPPED_SCHEMA

@@ -4,7 +4,8 @@ Pure: frames in, frames out; the day, the thresholds and (optionally) "now" are 
 The steps, in order:
 
 1. ``gather_rows``: the day's rows, the previous day's tail, the next day's head;
-2. ``observe``: the provider's mapping, clocks fixed (``future_ts`` dropped);
+2. ``observe``: the provider's mapping, clocks fixed (``future_ts`` dropped); names come as
+   dictionary codes from here on (``observe.CODED``), strings again only for inspection;
 3. one deterministic order, then the judging steps: ``duplicate``, ranges, preference among
    keys (``superseded``), SoC spikes, odometer spikes and backwards steps;
 4. ``widen``: one row per instant of the day, values carried forward within their age limit,
@@ -14,8 +15,9 @@ The steps, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 
 import polars as pl
 
@@ -28,6 +30,7 @@ from .glitches import (
 from .observe import (
     Mappings,
     conform_rows,
+    decode,
     gather_rows,
     mapped_keys,
     mapping_levels,
@@ -54,13 +57,63 @@ def flag_observations(
     params: CleanParams | None = None,
     now: datetime | None = None,
 ) -> pl.LazyFrame:
-    """Every canonical observation around ``day``, in ``ORDER``, with ``reason`` set on the
-    ones not used (null on the kept ones). See the module doc for the steps."""
+    """Every canonical observation around ``day`` (``OBSERVATION_SCHEMA``), in ``ORDER``, with
+    ``reason`` set on the ones not used (null on the kept ones). See the module doc for the
+    steps."""
     params = params or CleanParams()
+    observed = _observe(compressed, mappings, day, previous, following, params, now)
+    return decode(_judge(_in_order(observed), mappings, params))
+
+
+def _observe(
+    compressed: pl.LazyFrame | pl.DataFrame,
+    mappings: Mappings,
+    day: date,
+    previous: pl.LazyFrame | pl.DataFrame | None,
+    following: pl.LazyFrame | pl.DataFrame | None,
+    params: CleanParams,
+    now: datetime | None,
+) -> pl.LazyFrame:
+    """The observations around ``day``, names coded (``observe.CODED``)."""
     rows = gather_rows(compressed, day=day, previous=previous, following=following, params=params)
-    frame = observe(rows, mappings, day=day, params=params, now=now).sort(
-        list(ORDER), nulls_last=True
+    return observe(rows, mappings, day=day, params=params, now=now)
+
+
+def _instant_key(subs: int) -> pl.Expr:
+    """``sub, vin, ts`` packed in one Int128 that orders as the three do, nulls last: ``sub``
+    by its code (``subs``: how many codes there are, in the order of the names), ``vin`` by
+    its rank (below ``2**32``), ``ts`` in microseconds moved to start at 0. Each part keeps
+    one value more than its largest, for null."""
+    sub = pl.col("sub").to_physical().cast(pl.Int128).fill_null(subs)
+    vin = pl.col("vin").rank("dense").cast(pl.Int128).fill_null(2**32)
+    ts = (pl.col("ts").to_physical().cast(pl.Int128) + 2**63).fill_null(2**64)
+    return (sub * (2**32 + 1) + vin) * (2**64 + 1) + ts
+
+
+def _in_order(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Coded observations (``observe``) sorted by ``ORDER``.
+
+    A sort by several columns costs several times a sort by one number, and observations
+    seldom share their first three columns (two keys of a column at one instant, a duplicate):
+    so the frame is sorted by ``_instant_key`` alone, and only the rows that share one are
+    sorted by the whole ``ORDER`` and merged back.
+    """
+    subs = len(observations.collect_schema()["sub"].categories)  # type: ignore[attr-defined]
+    key = pl.col("_key")
+    shared = ((key == key.shift(1)) | (key == key.shift(-1))).fill_null(False)
+    by_key = (
+        observations.with_columns(_key=_instant_key(subs))
+        .sort("_key")
+        .with_columns(_shared=shared)
+        .cache()  # both parts below read it: sort once
     )
+    alone = by_key.filter(~pl.col("_shared"))
+    together = by_key.filter(pl.col("_shared")).sort(["_key", *ORDER[3:]], nulls_last=True)
+    return alone.merge_sorted(together, key="_key").drop("_key", "_shared")
+
+
+def _judge(frame: pl.LazyFrame, mappings: Mappings, params: CleanParams) -> pl.LazyFrame:
+    """The judging steps on observations in ``ORDER``: ``reason`` set where one applies."""
     frame = reject_duplicates(frame)
     frame = reject_out_of_range(frame, params)
     frame = supersede(frame, levels=mapping_levels(mappings), max_age=params.max_age)
@@ -81,11 +134,17 @@ def flag_observations(
 @dataclass(frozen=True)
 class CleanDay:
     """The clean rows of a day (``CLEAN_SCHEMA``; computed, lazy for the caller's next steps)
-    and one quality record per VIN."""
+    and one quality record per VIN; ``observations`` for inspection."""
 
     frame: pl.LazyFrame
     quality: list[QualityRecord]
-    observations: pl.DataFrame
+    coded: pl.DataFrame = field(repr=False)
+
+    @cached_property
+    def observations(self) -> pl.DataFrame:
+        """The flagged observations (``OBSERVATION_SCHEMA``), decoded when first asked for: a
+        run writing files never needs them."""
+        return decode(self.coded.lazy()).collect()
 
 
 def clean_frame(
@@ -106,19 +165,15 @@ def clean_frame(
     and the quality records) and returned too, for inspection.
     """
     params = params or CleanParams()
-    flagged = flag_observations(
-        compressed,
-        mappings,
-        day=day,
-        previous=previous,
-        following=following,
-        params=params,
-        now=now,
-    )
+    observing = _observe(compressed, mappings, day, previous, following, params, now)
     stats = input_stats(conform_rows(compressed), mapped_keys(mappings))
-    observations, day_stats = pl.collect_all([flagged, stats])
-    # In-memory: chained as-of joins need their left frame to stay sorted, which the streaming
-    # engine has been known not to keep (pola-rs/polars#27619); here it costs nothing.
+    observed, day_stats = pl.collect_all([observing, stats])
+    # In-memory from here: sorting and judging (windows over one sorted frame and its slices)
+    # run slower in the streaming engine, and slower still in one query with the steps above;
+    # chained as-of joins need their left frame to stay sorted, which the streaming engine has
+    # been known not to keep (pola-rs/polars#27619).
+    ordered = _in_order(observed.lazy())
+    observations = _judge(ordered, mappings, params).collect(engine="in-memory")
     frame = widen(observations.lazy(), day=day, params=params).collect(engine="in-memory")
     quality = summarize(observations, day_stats, frame, day=day, params=params)
     return CleanDay(frame.lazy(), quality, observations)

@@ -14,20 +14,16 @@ is impossible and dropped (``future_ts``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
-from bibev.pipeline.mapping import MAPPED_SCHEMA, apply_mapping
-from bibev.providers.base import SignalMap
+from bibev.pipeline.mapping import Mappings, MappingTables, map_rows, mapping_tables
 from bibev.schema import COMPRESSED_SCHEMA, UTC_US
 
 from .params import CleanParams
-from .resolve import sub_column
-
-#: One mapping for every row, or one per provider (the ``provider`` column of the rows).
-Mappings = Sequence[SignalMap] | Mapping[str, Sequence[SignalMap]]
+from .resolve import SUBS, sub_column
 
 ORIGIN_PREVIOUS, ORIGIN_DAY, ORIGIN_NEXT = -1, 0, 1
 
@@ -47,6 +43,10 @@ OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
     "clamped": pl.Boolean(),
     "reason": pl.String(),
 }
+#: The names ``observe`` gives as dictionary codes, so that sorting, grouping and comparing
+#: them costs integer work: ``vin`` categorical, the others ``pl.Enum`` of the mappings' names,
+#: sorted (the codes order as the strings do). ``decode`` turns them back into strings.
+CODED = ("vin", "key", "column", "sub", "value_str")
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -102,23 +102,36 @@ def gather_rows(
     return pl.concat(frames, how="vertical")
 
 
-def _key_table(mapping: Sequence[SignalMap]) -> pl.DataFrame:
-    """(key, column) → priority (order of preference among the column's keys) and sub-column."""
-    seen: dict[str, list[str]] = {}
-    for item in mapping:
-        keys = seen.setdefault(item.column, [])
-        if item.key not in keys:
-            keys.append(item.key)
-    rows = [
-        (key, column, priority, sub_column(column, key))
-        for column, keys in seen.items()
-        for priority, key in enumerate(keys)
-    ]
+def _key_table(mappings: Mappings, tables: MappingTables) -> pl.DataFrame:
+    """Per entry (``tables.entry_schema()``): its priority (order of preference among the
+    column's keys in its mapping) and its sub-column (coded: ``_sub_codes``)."""
+    per_provider = mappings.items() if isinstance(mappings, Mapping) else [(None, mappings)]
+    rows = []
+    for provider, mapping in per_provider:
+        named = (provider,) if "provider" in tables.on else ()
+        seen: dict[str, list[str]] = {}
+        for item in mapping:
+            keys = seen.setdefault(item.column, [])
+            if item.key not in keys:
+                keys.append(item.key)
+        rows += [
+            (*named, key, column, priority, sub_column(column, key))
+            for column, keys in seen.items()
+            for priority, key in enumerate(keys)
+        ]
     return pl.DataFrame(
         rows,
-        schema={"key": pl.String, "column": pl.String, "priority": pl.Int32, "sub": pl.String},
+        schema={**tables.entry_schema(), "priority": pl.Int32, "sub": _sub_codes(mappings)},
         orient="row",
     )
+
+
+def _sub_codes(mappings: Mappings) -> pl.Enum:
+    """The codes of the sub-columns: every one of ``SUBS`` (the judging steps name some) and
+    any other the mappings give."""
+    entries = mappings.values() if isinstance(mappings, Mapping) else [mappings]
+    given = {sub_column(m.column, m.key) for mapping in entries for m in mapping}
+    return pl.Enum(sorted({*SUBS, *given}))
 
 
 def mapping_levels(mappings: Mappings) -> int:
@@ -147,25 +160,6 @@ def mapped_keys(mappings: Mappings) -> pl.DataFrame:
     )
 
 
-def _map(rows: pl.LazyFrame, mappings: Mappings) -> pl.LazyFrame:
-    if isinstance(mappings, Mapping):
-        parts = [
-            (rows.filter(pl.col("provider") == provider), list(mapping))
-            for provider, mapping in sorted(mappings.items())
-        ]
-    else:
-        parts = [(rows, list(mappings))]
-    frames = [
-        apply_mapping(part, mapping).join(
-            _key_table(mapping).lazy(), on=["key", "column"], how="left"
-        )
-        for part, mapping in parts
-    ]
-    if not frames:
-        return pl.LazyFrame(schema={**MAPPED_SCHEMA, "priority": pl.Int32, "sub": pl.String})
-    return pl.concat(frames, how="vertical")
-
-
 def observe(
     rows: pl.LazyFrame,
     mappings: Mappings,
@@ -174,10 +168,15 @@ def observe(
     params: CleanParams,
     now: datetime | None = None,
 ) -> pl.LazyFrame:
-    """Gathered rows → observations (``OBSERVATION_SCHEMA``) with fixed clocks; the ones whose
-    clock is beyond repair carry ``reason = "future_ts"``. ``now``, when given, also makes any
-    ``ts`` later than ``now + max_clock_skew`` a future one (for rows without ``received_at``)."""
+    """Gathered rows → observations (``OBSERVATION_SCHEMA``, names coded: see ``CODED``) with
+    fixed clocks; the ones whose clock is beyond repair carry ``reason = "future_ts"``.
+    ``now``, when given, also makes any ``ts`` later than ``now + max_clock_skew`` a future
+    one (for rows without ``received_at``)."""
     start, end = day_bounds(day)
+    # read by the mapping and by the clocks below: computed once
+    rows = rows.with_columns(pl.col("vin").cast(pl.Categorical)).cache()
+    tables = mapping_tables(mappings)
+    tables = tables.with_entry_columns(_key_table(mappings, tables))
     # Only an instant reported by a clock ahead of its reception can have a skew above the
     # tolerance, and the earliest reception of such an instant is one of those: grouping
     # them alone is grouping a handful of rows, not all of them.
@@ -198,7 +197,7 @@ def observe(
         .otherwise(ORIGIN_DAY)
     )
     return (
-        _map(rows, mappings)
+        map_rows(rows, tables)
         .join(received, on=["vin", "ts"], how="left")
         .with_columns(
             ts_raw=pl.col("ts"),
@@ -208,5 +207,12 @@ def observe(
             clamped=clamped,
             reason=pl.when(future).then(pl.lit("future_ts")),
         )
-        .select([pl.col(name).cast(dtype) for name, dtype in OBSERVATION_SCHEMA.items()])
+        .select(
+            [pl.col(n) if n in CODED else pl.col(n).cast(d) for n, d in OBSERVATION_SCHEMA.items()]
+        )
     )
+
+
+def decode(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Coded observations (``observe``) with their names as strings (``OBSERVATION_SCHEMA``)."""
+    return observations.with_columns(pl.col(CODED).cast(pl.String))

@@ -89,6 +89,7 @@ def _gaps(
         .filter(pl.col("reason").is_null() & (pl.col("ts") < start))
         .group_by("vin")
         .agg(before=pl.col("ts").max())
+        .with_columns(pl.col("vin").cast(pl.String))  # coded in the observations
     )
     seconds = pl.col("silence").dt.total_microseconds() / 1_000_000
     return (
@@ -148,6 +149,7 @@ def summarize(
             clamped_ts=pl.col("clamped").sum(),
             superseded=(pl.col("reason") == SUPERSEDED).sum(),
         )
+        .with_columns(pl.col("vin").cast(pl.String))  # coded in the observations
     )
     table = (
         stats.join(own, on="vin", how="left")

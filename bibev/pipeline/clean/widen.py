@@ -34,8 +34,10 @@ def carry_forward(kept: pl.LazyFrame, instants: pl.LazyFrame, params: CleanParam
     """
     wide = instants
     for sub in SUBS:
-        source = "value_str" if _is_word(column_of(sub)) else "value_f64"
-        observed = kept.filter(pl.col("sub") == sub).select("vin", "ts", pl.col(source).alias(sub))
+        # words are coded (``observe.CODED``): as strings they meet the clean enums by name
+        word = _is_word(column_of(sub))
+        value = pl.col("value_str").cast(pl.String) if word else pl.col("value_f64")
+        observed = kept.filter(pl.col("sub") == sub).select("vin", "ts", value.alias(sub))
         wide = wide.join_asof(
             observed,
             on="ts",
