@@ -9,7 +9,7 @@ import pytest
 from bibev.pipeline.clean import CHARGER_KIND_SOURCES, clean_frame
 from bibev.providers.base import SignalMap
 from bibev.providers.tesla.mapping import MAPPING as TESLA
-from tests.pipeline.test_clean_frame import DAY, at, day_of, msg
+from tests.pipeline.test_clean_frame import DAY, VIN, at, day_of, msg
 
 
 def tesla(*messages: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int], int]:
@@ -119,6 +119,67 @@ def test_ac_session_energy_uses_the_ac_counter() -> None:
         )
     )
     assert values(frame, "energy_added_kwh") == [2.25]
+
+
+UNPLUGGED = {"DetailedChargeState": "DetailedChargeStateDisconnected"}
+
+
+def test_after_a_dc_session_the_dc_counter_speaks_while_unplugged() -> None:
+    charging = {"DetailedChargeState": "DetailedChargeStateCharging", "FastChargerPresent": True}
+    frame, _, _ = tesla(
+        msg(at(10), **charging, DCChargingEnergyIn=12.0, ACChargingEnergyIn=0.0),
+        msg(at(10, 40), **charging, DCChargingEnergyIn=30.5, ACChargingEnergyIn=0.0),
+        msg(at(10, 45), **UNPLUGGED),
+        msg(at(11), **UNPLUGGED, ACChargingEnergyIn=0.0),  # the AC counter, idle since long
+        msg(at(11, 10), **UNPLUGGED, DCChargingEnergyIn=30.5),
+        msg(at(11, 20), **UNPLUGGED, ACChargingEnergyIn=0.0),
+    )
+    assert values(frame, "charger_kind") == ["dc", "dc", "none", "none", "none", "none"]
+    assert values(frame, "energy_added_kwh") == [12.0, 30.5, 30.5, 30.5, 30.5, 30.5]
+
+
+def test_after_an_ac_session_the_ac_counter_speaks_while_unplugged() -> None:
+    charging = {"DetailedChargeState": "DetailedChargeStateCharging", "FastChargerPresent": False}
+    frame, _, _ = tesla(
+        msg(at(10), **charging, ACChargingEnergyIn=0.4, DCChargingEnergyIn=0.0),
+        msg(at(10, 20), **charging, ACChargingEnergyIn=3.9, DCChargingEnergyIn=0.0),
+        msg(at(10, 30), **UNPLUGGED),
+        msg(at(11, 10), **UNPLUGGED, DCChargingEnergyIn=0.0),  # the AC counter is 50 min old
+        msg(at(11, 20), **UNPLUGGED, ACChargingEnergyIn=3.9),
+        msg(at(11, 40), **UNPLUGGED, DCChargingEnergyIn=0.0),
+        msg(at(12, 0), **UNPLUGGED, DCChargingEnergyIn=0.0),  # 40 min old: silent again
+    )
+    assert values(frame, "energy_added_kwh") == [0.4, 3.9, 3.9, None, 3.9, 3.9, None]
+
+
+def test_the_last_session_kind_is_each_vehicle_own() -> None:
+    other = "5YJ3E1EA7KF000002"  # sorts after VIN
+    rows = day_of(
+        msg(at(10), FastChargerPresent=True, DCChargingPower=90.0, DCChargingEnergyIn=20.0),
+        msg(at(10, 20), **UNPLUGGED, ACChargingEnergyIn=0.0),
+        msg(at(10, 40), vin=other, **UNPLUGGED, ACChargingEnergyIn=1.5, DCChargingEnergyIn=7.0),
+        msg(at(11), vin=other, **UNPLUGGED, DCChargingEnergyIn=7.0),
+    ).with_columns(provider=pl.lit("tesla"))
+    frame = clean_frame(rows, {"tesla": TESLA}, day=DAY).frame.collect()
+    # the other car has no session kind yet: the AC counter, else the DC one
+    assert values(frame, "vin") == [VIN, VIN, other, other]
+    assert values(frame, "energy_added_kwh") == [20.0, 20.0, 1.5, 1.5]
+
+
+def test_a_new_session_reads_its_own_counter() -> None:
+    frame, _, _ = tesla(
+        msg(at(9), FastChargerPresent=True, DCChargingPower=90.0, DCChargingEnergyIn=20.0),
+        msg(at(9, 20), **UNPLUGGED, ACChargingEnergyIn=0.0),
+        msg(
+            at(18),
+            FastChargerPresent=False,
+            DetailedChargeState="DetailedChargeStateCharging",
+            ACChargingEnergyIn=1.1,
+            DCChargingEnergyIn=20.0,
+        ),
+        msg(at(19), **UNPLUGGED, ACChargingEnergyIn=6.6, DCChargingEnergyIn=20.0),
+    )
+    assert values(frame, "energy_added_kwh") == [20.0, 20.0, 1.1, 6.6]
 
 
 def test_fleet_api_power_fills_in_where_telemetry_is_silent() -> None:

@@ -12,9 +12,14 @@ Two rules, both driven by tables rather than provider code:
 2. **Charger kind.** Some keys speak for one kind of charger only, and the idle one reads 0
    (``CHARGER_KIND_SOURCES``). Each becomes its own sub-column (``charging_power_kw:dc``) and
    ``resolve_rows`` picks per instant, once the charger kind is known: the key of that kind;
-   for power the larger of the two when the kind is unknown or none; for energy the AC key
-   unless the kind is DC (so ``ACChargingEnergyIn`` is ignored during DC sessions). Keys of
-   no particular kind (Fleet API ``charger_power``) fill in where the kind keys are silent.
+   for power the larger of the two when the kind is unknown or none. Energy counters are per
+   session: each holds its last session's total until a new session starts it from zero, so
+   the counter that speaks is that of the session's kind: DC during DC sessions (so
+   ``ACChargingEnergyIn`` is ignored then), the AC key, else the DC key, during AC sessions,
+   and, while no session is known to run (kind none or unknown), the counter of the vehicle's
+   last session kind seen (``ac``/``dc`` carried forward), silent when that counter is; before
+   any session kind is seen, the AC key, else the DC key. Keys of no particular kind (Fleet
+   API ``charger_power``) fill in where the kind keys are silent.
 
 The charger kind itself is completed per instant: a disconnected car has kind ``none``;
 ``none`` while charging means AC (Tesla ``FastChargerPresent`` false); an unknown kind while
@@ -104,6 +109,14 @@ def _charger_kind() -> pl.Expr:
     )
 
 
+def _last_session_kind() -> pl.Expr:
+    """``_session``: the last ``ac``/``dc`` charger kind of each vehicle at or before each row
+    (rows sorted by ``vin, ts``), the kind of the session whose counter holds its total."""
+    kind = pl.col("charger_kind")
+    session = pl.when(kind.is_in(["ac", "dc"])).then(kind)
+    return session.forward_fill().over("vin").alias("_session")
+
+
 def resolve_rows(wide: pl.LazyFrame) -> pl.LazyFrame:
     """Complete ``charger_kind`` and pick power and energy per instant (rule 2 of the module
     doc); the per-kind sub-columns are dropped. ``wide`` holds every column of ``SUBS`` with
@@ -119,8 +132,23 @@ def resolve_rows(wide: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(pl.max_horizontal(power_ac, power_dc))
     )
     energy_ac, energy_dc = pl.col("energy_added_kwh:ac"), pl.col("energy_added_kwh:dc")
-    energy = pl.when(kind == "dc").then(energy_dc).otherwise(pl.coalesce(energy_ac, energy_dc))
-    return wide.with_columns(
-        charging_power_kw=pl.coalesce(power, pl.col("charging_power_kw")),
-        energy_added_kwh=pl.coalesce(energy, pl.col("energy_added_kwh")),
-    ).drop(list(KIND_SUBS))
+    session = pl.col("_session")
+    energy = (
+        pl.when(kind == "dc")
+        .then(energy_dc)
+        .when(kind == "ac")
+        .then(pl.coalesce(energy_ac, energy_dc))
+        .when(session == "dc")
+        .then(energy_dc)
+        .when(session == "ac")
+        .then(energy_ac)
+        .otherwise(pl.coalesce(energy_ac, energy_dc))
+    )
+    return (
+        wide.with_columns(_last_session_kind())
+        .with_columns(
+            charging_power_kw=pl.coalesce(power, pl.col("charging_power_kw")),
+            energy_added_kwh=pl.coalesce(energy, pl.col("energy_added_kwh")),
+        )
+        .drop([*KIND_SUBS, "_session"])
+    )

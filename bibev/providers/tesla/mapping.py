@@ -160,7 +160,8 @@ _POWER_NOTE = (
 )
 _ENERGY_NOTE = (
     "Battery-side per-session counter that resets: take the DC key when charger_kind is dc and "
-    "ignore ACChargingEnergyIn during DC sessions, the AC key otherwise."
+    "ignore ACChargingEnergyIn during DC sessions, the AC key during AC sessions, and the key "
+    "of the last session's kind while unplugged."
 )
 
 MAPPING: tuple[SignalMap, ...] = (
