@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import Engine, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from bibev.db import migrate
+from bibev.db import migrate, segments
 from bibev.db.engine import make_engine, open_database
 from bibev.db.models import Base, IngestCursor, Run, Vehicle
 from bibev.errors import ConfigError, StorageError
@@ -263,3 +265,54 @@ def test_concurrent_first_opens_of_a_new_database_all_succeed(database_url: str)
         assert migrate.current(engine) == migrate.heads()
     finally:
         engine.dispose()
+
+
+def _sessions(vin: str, day: date, count: int) -> pl.DataFrame:
+    """``count`` idle sessions of ``vin`` on ``day``, one an hour, as the segments stage writes."""
+    starts = [datetime.combine(day, dt_time(h), tzinfo=UTC) for h in range(count)]
+    return (
+        pl.DataFrame(
+            {
+                "segment_id": [f"{vin}-{day}-{h}" for h in range(count)],
+                "vin": vin,
+                "day": day,
+                "kind": "idle",
+                "start": starts,
+                "end": [s + timedelta(minutes=30) for s in starts],
+                "duration_s": 1800.0,
+                "charger_kind": "none",
+                "n_points": 3,
+                **dict.fromkeys(
+                    ("offline", "bridged_gap", "estimated_start", "estimated_end"), False
+                ),
+                **dict.fromkeys(("open_start", "open_end"), False),
+            }
+        )
+        .with_columns(
+            pl.lit(None, pl.Float64).alias(name)
+            for name in segments.COLUMNS
+            if name.endswith(("_km", "_kwh", "_c", "_kw")) or name in ("soc_start", "soc_end")
+        )
+        .with_columns(source=pl.lit(None, pl.String))
+    )
+
+
+def test_segments_of_many_days_are_replaced_whole_across_transactions(
+    database_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segments, "DAYS_PER_TRANSACTION", 2)
+    day1, day2 = date(2025, 3, 1), date(2025, 3, 2)
+    vins = ["5YJ3E1EA7KF000001", "5YJ3E1EA7KF000002", "5YJ3E1EA7KF000003"]
+    first = [(vin, day, _sessions(vin, day, 3)) for vin in vins for day in (day1, day2)]
+    assert segments.replace_segments(database_engine, first) == 18
+
+    again = [
+        (vins[0], day1, _sessions(vins[0], day1, 1)),
+        (vins[2], day2, _sessions(vins[2], day2, 0)),
+    ]
+    assert segments.replace_segments(database_engine, again) == 1
+
+    def count(vin: str, day: date) -> int:
+        return len(segments.load_segments(database_engine, vin=vin, day=day))
+
+    assert [count(vin, day) for vin in vins for day in (day1, day2)] == [1, 3, 3, 3, 3, 0]

@@ -1,7 +1,7 @@
 """The ``segments`` table: one row per charging, driving or idle session.
 
 It mirrors ``segments/YYYY/MM/DD/{VIN}.parquet``: ``bibev transform segment`` replaces the rows
-of a (VIN, day) in one transaction every time it writes that day's file, so the table always
+of a (VIN, day), whole and in one transaction, every time it writes that day's file, so the table always
 holds what the files hold. ``segment_id`` is stable (a hash of VIN, kind and start), so the same
 session keeps its id from run to run.
 """
@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    tuple_,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,14 +82,22 @@ def segment_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return plain.select(COLUMNS).to_dicts()
 
 
+#: (VIN, day)s replaced per transaction: a few round trips for many days, on a server too.
+DAYS_PER_TRANSACTION = 200
+
+
 def replace_segments(engine: Engine, days: Iterable[tuple[str, date, pl.DataFrame]]) -> int:
-    """For each (VIN, day, frame): delete that day's rows of that VIN and insert the frame's,
-    in one transaction per (VIN, day). Returns the number of rows inserted."""
+    """For each (VIN, day, frame): delete that day's rows of that VIN and insert the frame's.
+    Up to ``DAYS_PER_TRANSACTION`` (VIN, day)s are replaced in one transaction (one delete, one
+    insert), so a (VIN, day) is always replaced whole. Returns the number of rows inserted."""
     inserted = 0
-    for vin, day, frame in days:
-        rows = segment_rows(frame)
+    todo = list(days)
+    for start in range(0, len(todo), DAYS_PER_TRANSACTION):
+        chunk = todo[start : start + DAYS_PER_TRANSACTION]
+        rows = [row for _, _, frame in chunk for row in segment_rows(frame)]
+        pairs = [(vin, day) for vin, day, _ in chunk]
         with connect(engine) as connection:
-            connection.execute(delete(Segment).where(Segment.vin == vin, Segment.day == day))
+            connection.execute(delete(Segment).where(tuple_(Segment.vin, Segment.day).in_(pairs)))
             if rows:
                 connection.execute(insert(Segment), rows)
         inserted += len(rows)
