@@ -1,9 +1,9 @@
 """The ``segments`` table: one row per charging, driving or idle session.
 
 It mirrors ``segments/YYYY/MM/DD/{VIN}.parquet``: ``bibev transform segment`` replaces the rows
-of a (VIN, day), whole and in one transaction, every time it writes that day's file, so the table always
-holds what the files hold. ``segment_id`` is stable (a hash of VIN, kind and start), so the same
-session keeps its id from run to run.
+of a (VIN, day), whole and in one transaction, every time it writes that day's file, so the
+table always holds what the files hold. ``segment_id`` is stable (a hash of VIN, kind and
+start), so the same session keeps its id from run to run.
 """
 
 from __future__ import annotations
