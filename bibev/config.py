@@ -112,13 +112,6 @@ class Settings(BaseSettings):
         description="bibev stream: librdkafka consumer settings (secrets are masked)",
     )
 
-    @field_validator("stream_topics", mode="before")
-    @classmethod
-    def _split_topics(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",") if name.strip()]
-        return value
-
     @field_validator("kafka_consumer_config", mode="before")
     @classmethod
     def _mask_kafka_secrets(cls, value: Any) -> Any:
@@ -126,9 +119,10 @@ class Settings(BaseSettings):
             return kafka_settings(value)
         return value
 
-    @field_validator("plugins", mode="before")
+    @field_validator("plugins", "stream_topics", mode="before")
     @classmethod
-    def _split_plugins(cls, value: Any) -> Any:
+    def _split_names(cls, value: Any) -> Any:
+        """A comma-separated list (from a ``BIBEV_*`` variable) → its names."""
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value

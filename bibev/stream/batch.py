@@ -83,6 +83,8 @@ class Batch:
     errors: list[Any] = field(default_factory=list)
     count: int = 0
     size: int = 0
+    # Raise a bad record's ``DataContractError`` instead of quarantining it (``record_line``).
+    strict: bool = False
 
 
 def read_batch(builder: LineBuilder, messages: Sequence[Any], now_ms: int) -> Batch:
@@ -91,6 +93,15 @@ def read_batch(builder: LineBuilder, messages: Sequence[Any], now_ms: int) -> Ba
     batch = Batch()
     _read(batch, builder, messages, now_ms)
     return batch
+
+
+def record_line(builder: LineBuilder, message: Any) -> tuple[str, str, bytes]:
+    """``(vin, UTC day, line)`` of one record, built as the consumer builds a batch's;
+    ``DataContractError`` when the record must be quarantined."""
+    batch = Batch(strict=True)
+    _read(batch, builder, [message], now_ms=0)
+    ((vin, lines),) = batch.groups.items()
+    return vin, lines.day, lines.lines[0]
 
 
 @contextlib.contextmanager
@@ -164,6 +175,8 @@ def _read(batch: Batch, builder: LineBuilder, messages: Sequence[Any], now_ms: i
                 )
             )
         except DataContractError as exc:
+            if batch.strict:
+                raise
             batch.rejected.append(_quarantined(message, exc, now_ms))
             continue
         group = get_group(vin)

@@ -182,17 +182,9 @@ def _value_text(buf: bytes) -> str:
 
 
 def datum_text(buf: bytes) -> str:
-    """The protojson text of one ``Datum``: key (1) then value (2), each at most once."""
-    n = len(buf)
-    if n > 4 and buf[0] == 0x08:
-        # The usual shapes take a shortcut: 08 <key> 12 <length> then a double, a location or
-        # a short string.
-        p = 2 if buf[1] < 0x80 else 3 if buf[2] < 0x80 else 0
-        head = _KEY_TEXT.get(buf[1] if p == 2 else (buf[1] & 0x7F) | (buf[2] << 7))
-        if p and head is not None and buf[p] == 0x12 and buf[p + 1] == n - p - 2:
-            shortcut = _usual_value_text(buf, p + 2)
-            if shortcut is not None:
-                return head + shortcut
+    """The protojson text of one ``Datum``: key (1) then value (2), each at most once. (The
+    commonest shapes are read faster by ``_datum_miss``, and repeated datums come from its
+    cache.)"""
     i = 0
     key = 0
     value = ""
@@ -208,26 +200,6 @@ def datum_text(buf: bytes) -> str:
         value = _value_text(buf[i:])
     head = _KEY_TEXT.get(key) or '{"key":' + str(key)
     return head + value + "}"
-
-
-def _usual_value_text(buf: bytes, i: int) -> str | None:
-    """``,"value":{…}}`` of the ``Value`` that fills ``buf`` from ``i`` when it is a double
-    (29 <8 bytes>), a location (3a 12 09 <8 bytes> 11 <8 bytes>) or a string shorter than 128
-    bytes (0a <length> <bytes>); ``None`` for anything else."""
-    kind, size = buf[i], len(buf) - i
-    if kind == 0x29 and size == 9:
-        return ',"value":{"doubleValue":' + _double_text(_DOUBLE(buf, i + 1)[0]) + "}}"
-    if kind == 0x3A and size == 20 and buf[i + 1 : i + 3] == b"\x12\x09" and buf[i + 11] == 0x11:
-        return (
-            ',"value":{"locationValue":{"latitude":'
-            + _double_text(_DOUBLE(buf, i + 3)[0])
-            + ',"longitude":'
-            + _double_text(_DOUBLE(buf, i + 12)[0])
-            + "}}}"
-        )
-    if kind == 0x0A and buf[i + 1] == size - 2:
-        return ',"value":{"stringValue":' + _string_text(buf[i + 2 :]) + "}}"
-    return None
 
 
 def _timestamp(buf: bytes) -> tuple[int, int]:

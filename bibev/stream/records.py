@@ -271,44 +271,6 @@ class LineBuilder:
             found = self.vins[vin] = (text, KEY + vin + KEYED_HEADERS)
         return found
 
-    def line(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        headers: Headers,
-        timestamp_ms: int,
-        value: bytes | None,
-    ) -> tuple[str, str, str]:
-        """``(vin, day, line)`` of one record; ``DataContractError`` when it must be
-        quarantined. (The consumer builds a whole batch at once: ``bibev.stream.batch``.)"""
-        vin_raw, day, payload = payload_parts(value, self.encoding)
-        vin, keyed = self.valid_vin(vin_raw)
-        if key is not None and key != vin_raw:
-            raise mismatch("record key", key)
-        header_json, named = headers_json(headers)
-        if named is not None and named != vin_raw:
-            raise mismatch("vin header", named)
-        seconds, millis = divmod(timestamp_ms, 1000)
-        line = b"".join(
-            (
-                LINE_START,
-                vin_raw,
-                RECEIVED_AT,
-                second_bytes(seconds),
-                MILLIS[millis],
-                self.source(topic, partition),
-                b"%d" % offset,
-                UNKEYED_HEADERS if key is None else keyed,
-                header_json,
-                PAYLOAD,
-                payload,
-                LINE_END,
-            )
-        )
-        return vin, day, line.decode("utf-8")
-
 
 def quarantine_line(
     *,

@@ -5,10 +5,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
 from bibev.errors import DataContractError
 from bibev.providers.tesla import encode_payload, payload_to_protojson
 from bibev.providers.tesla import vehicle_data_pb2 as pb
+from bibev.stream.batch import record_line
 from bibev.stream.records import (
     LineBuilder,
     decode_payload,
@@ -30,8 +32,30 @@ HEADERS = [("vin", VIN.encode()), ("receivedat", b"1740873599600"), ("txtype", b
 VIN_KEY = VIN.encode()
 
 
+def record(
+    value,
+    *,
+    topic="tesla_V",
+    partition=3,
+    offset=81723,
+    key=VIN_KEY,
+    headers=HEADERS,
+    ts=1740873599600,
+):
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=(TIMESTAMP_CREATE_TIME, ts),
+    )
+
+
 def build(value, *, key=VIN_KEY, headers=HEADERS, encoding="auto", ts=1740873599600):
-    vin, day, line = LineBuilder(encoding).line("tesla_V", 3, 81723, key, headers, ts, value)
+    message = record(value, key=key, headers=headers, ts=ts)
+    vin, day, line = record_line(LineBuilder(encoding), message)
     return vin, day, json.loads(line)
 
 
@@ -57,8 +81,9 @@ def test_a_line_carries_the_envelope_and_the_payload_as_protojson(value):
 
 def test_protojson_is_stored_as_sent_on_one_line():
     pretty = json.dumps(payload_to_protojson(PROTOBUF), indent=2).encode()
-    _, _, line = LineBuilder().line("t", 0, 0, None, None, 0, pretty)
-    assert "\n" not in line
+    message = record(pretty, topic="t", partition=0, offset=0, key=None, headers=None, ts=0)
+    _, _, line = record_line(LineBuilder(), message)
+    assert b"\n" not in line
     assert json.loads(line)["payload"] == json.loads(pretty)
     assert json.loads(line)["source"]["key"] is None
 
