@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer used the click package
 from bibev import __version__
 from bibev.cli import compact as compact_cmd
 from bibev.cli import config as config_cmd
-from bibev.cli import db, pending, providers, report, sim, transform
+from bibev.cli import db, demo, pending, providers, report, sim, transform
 from bibev.cli import segment as segment_cmd
 from bibev.cli import stream as stream_cmd
 from bibev.cli.common import CliState, err, state
@@ -145,6 +145,7 @@ app.command("compact", help=compact_cmd.HELP, epilog=compact_cmd.EPILOG)(compact
 app.command("segment", help=segment_cmd.segment_cmd.__doc__, epilog=segment_cmd.SEGMENT_EPILOG)(
     segment_cmd.segment_cmd
 )
+app.command("demo", help=demo.demo.__doc__, epilog=demo.EPILOG)(demo.demo)
 pending.register(app)
 
 

@@ -12,10 +12,6 @@ PENDING: dict[str, tuple[str, str]] = {
         "Pull data from a provider's API (or a delivery folder) into temp/.",
         "bibev ingest tesla --vin 5YJ3E1EA7KF000001 --since 2025-03-01",
     ),
-    "demo": (
-        "Run the whole pipeline on a simulated fleet with embedded defaults.",
-        "bibev demo --root ./bibev-demo",
-    ),
 }
 
 

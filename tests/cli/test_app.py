@@ -188,7 +188,7 @@ def test_python_dash_m_and_console_script(isolated):
 
 def test_json_logs_go_to_stderr_as_json_lines(isolated):
     done = subprocess.run(
-        [sys.executable, "-m", "bibev", "--log-format", "json", "-v", "demo"],
+        [sys.executable, "-m", "bibev", "--log-format", "json", "-v", "ingest"],
         capture_output=True,
         text=True,
         check=False,
