@@ -16,7 +16,7 @@ import polars as pl
 
 from bibev import __version__
 from bibev.report.fleet import dropped_by_reason, quality_summary, vehicle_summary
-from bibev.report.timeline import timeline_svg
+from bibev.report.timeline import legend, timeline_svg
 
 
 @dataclass
@@ -46,6 +46,8 @@ th, td { padding: .25rem .6rem; border-bottom: 1px solid #e5e7eb; text-align: ri
 th:first-child, td:first-child { text-align: left; }
 .ok { color: #15803d; } .short { color: #b91c1c; }
 svg text { font: 11px system-ui, sans-serif; fill: #374151; }
+.legend span { display: inline-block; width: .9rem; height: .9rem; margin: 0 .3rem 0 1rem; }
+.legend span:first-child { margin-left: 0; }
 """
 
 
@@ -168,8 +170,9 @@ by bibev {escape(__version__)}</p>
 <h2>Vehicles</h2>
 {_vehicles(report)}
 <h2>Sessions</h2>
-<p>Every session from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, one lane per vehicle:
-driving, charging and idle; sessions found inside telemetry gaps are hatched. Hover for details.</p>
+<p>Every session from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, one lane per vehicle.
+Hover for details.</p>
+{legend()}
 {timeline}
 {_accuracy(report.scores)}
 {_quality(report.quality)}

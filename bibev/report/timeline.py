@@ -25,6 +25,17 @@ HATCH = (
 )
 
 
+def legend() -> str:
+    """The key to the bars' colours, as HTML."""
+    items = [f'<span style="background:{COLOURS[kind]}"></span>{kind}' for kind in COLOURS]
+    items.append(
+        f'<span style="background:repeating-linear-gradient(45deg,{COLOURS["charging"]} 0 3px,'
+        '#ffffffaa 3px 5px)"></span>found inside a telemetry gap'
+    )
+    items.append('<span style="border:1px solid #d1d5db"></span>no session (no telemetry)')
+    return f'<p class="legend">{"".join(items)}</p>'
+
+
 def _tooltip(row: dict[str, Any]) -> str:
     kind = str(row["kind"])
     end = "%H:%M" if row["end"].date() == row["start"].date() else "%Y-%m-%d %H:%M"
