@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         None, description="Allow-list of provider adapters to load (comma-separated); default all"
     )
     workers: int | None = Field(
-        None, ge=1, description="Worker processes per stage; default the number of cores"
+        None, ge=1, description="Worker processes per stage; default half the cores (at least 1)"
     )
     dask_address: str | None = Field(
         None, description="Run partitions on this Dask scheduler (tcp://host:8786)"

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from bibev.errors import StorageError
-from bibev.executors import PartitionResult, run_partitions
+from bibev.executors import PartitionResult, default_workers, run_partitions
 
 
 def square_or_fail(n: int) -> int:
@@ -38,6 +38,12 @@ def test_process_pool_runs_in_other_processes():
     results = run_partitions(square_or_fail, [1, 2, 3], workers=2)
     assert [r.value for r in results] == [1, 4, None]
     assert not results[2].ok
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (3, 1), (8, 4), (64, 32)])
+def test_default_workers_is_half_the_usable_cores(monkeypatch, cores, workers):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_workers() == workers
 
 
 def test_empty_partitions():

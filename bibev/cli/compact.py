@@ -71,7 +71,7 @@ def compact(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, show_default=False, help="Worker processes (default: the cores)."),
+        typer.Option(min=1, show_default=False, help="Worker processes (default: half the cores)."),
     ] = None,
     dask: Annotated[
         str | None,

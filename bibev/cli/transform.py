@@ -52,7 +52,7 @@ VinOption = Annotated[
 ]
 WorkersOption = Annotated[
     int | None,
-    typer.Option(min=1, show_default=False, help="Worker processes (default: the cores)."),
+    typer.Option(min=1, show_default=False, help="Worker processes (default: half the cores)."),
 ]
 DaskOption = Annotated[
     str | None,
