@@ -155,8 +155,8 @@ def _raw_text() -> pl.Expr:
     )
 
 
-def _raw_number() -> pl.Expr:
-    text = pl.col("value_str").str.strip_chars().str.to_lowercase()
+def _raw_number(text: pl.Expr) -> pl.Expr:
+    """The number a row carries; ``text``: its ``value_str`` stripped and lowercased."""
     from_text = (
         pl.when(text.is_in(_TRUE))
         .then(1.0)
@@ -183,15 +183,25 @@ def _numbers(rows: pl.LazyFrame, tables: MappingTables) -> pl.LazyFrame:
         .join(unit_frame(tables.columns).lazy(), on=["column", "unit_word"], how="left")
     )
     invalid = pl.col("invalid").fill_null(False)
+    raw, value = pl.col("_raw"), pl.col("_value")
     converted = (
         pl.when(pl.col("unit_factor").is_not_null())
-        .then(_raw_number() * pl.col("unit_factor"))
-        .otherwise(_raw_number() * pl.col("scale") + pl.col("offset"))
+        .then(raw * pl.col("unit_factor"))
+        .otherwise(raw * pl.col("scale") + pl.col("offset"))
     )
-    value = pl.when(invalid).then(None).otherwise(converted)
-    return rows.join(combinations, on=[*on, "unit"], nulls_equal=True).with_columns(
-        value_f64=pl.when(pl.col("whole")).then(value.round(0)).otherwise(value),
-        value_str=pl.lit(None, tables.words),
+    # each step a column of its own: written as one expression, the raw number (string
+    # parsing included) was computed once per branch that reads it, four times a row, and
+    # the text three times
+    return (
+        rows.join(combinations, on=[*on, "unit"], nulls_equal=True)
+        .with_columns(_text=pl.col("value_str").str.strip_chars().str.to_lowercase())
+        .with_columns(_raw=_raw_number(pl.col("_text")))
+        .with_columns(_value=pl.when(invalid).then(None).otherwise(converted))
+        .with_columns(
+            value_f64=pl.when(pl.col("whole")).then(value.round(0)).otherwise(value),
+            value_str=pl.lit(None, tables.words),
+        )
+        .drop("_text", "_raw", "_value")
     )
 
 

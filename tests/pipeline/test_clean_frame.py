@@ -222,6 +222,28 @@ def test_duplicates_after_mapping_keep_one_and_are_counted() -> None:
     assert quality.observations == 4
 
 
+def test_a_duplicate_is_found_past_other_keys_of_its_instant() -> None:
+    # In ``ORDER`` a known value comes before a missing one, whatever its key: the missing
+    # ``soc`` sorts after ``level`` (another key of the column), not next to the known ``soc``.
+    mapping = (*MAPPING, SignalMap("level", "soc_pct"))
+    rows = day_of(
+        msg(at(10), soc=71.2, level=70.0),
+        msg(at(10), soc=None, invalid=("soc",)),
+        msg(at(11), soc=None, invalid=("soc",)),  # alone at its instant: no duplicate
+    )
+    flagged = flag_observations(rows, mapping, day=DAY)
+    reasons = flagged.select("ts", "key", "missing", "reason").collect().rows()
+    assert reasons == [
+        (at(10), "soc", False, None),
+        (at(10), "level", False, "superseded"),
+        (at(10), "soc", True, "duplicate"),
+        (at(11), "soc", True, None),
+    ]
+    frame, quality = clean(rows, mapping=mapping)
+    assert column(frame, "soc_pct") == [71.2, None]
+    assert quality.dropped == {"duplicate": 1}
+
+
 def test_quality_counts_rows_keys_and_gaps() -> None:
     rows = day_of(
         msg(at(1), soc=90.0, unknown_a=1, unknown_b="x"),

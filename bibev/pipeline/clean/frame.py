@@ -91,12 +91,15 @@ def _instant_key(subs: int) -> pl.Expr:
 
 
 def _in_order(observations: pl.LazyFrame) -> pl.LazyFrame:
-    """Coded observations (``observe``) sorted by ``ORDER``.
+    """Coded observations (``observe``) sorted by ``ORDER``, ``duplicate`` set
+    (``reject_duplicates``, the first judging step).
 
     A sort by several columns costs several times a sort by one number, and observations
     seldom share their first three columns (two keys of a column at one instant, a duplicate):
     so the frame is sorted by ``_instant_key`` alone, and only the rows that share one are
-    sorted by the whole ``ORDER`` and merged back.
+    sorted by the whole ``ORDER`` and merged back. Only those rows can be duplicates (same
+    ``sub, vin, ts``, same key), so only they are compared, in the order they keep in the
+    whole frame: comparing every row would find no other.
     """
     subs = len(observations.collect_schema()["sub"].categories)  # type: ignore[attr-defined]
     key = pl.col("_key")
@@ -108,13 +111,15 @@ def _in_order(observations: pl.LazyFrame) -> pl.LazyFrame:
         .cache()  # both parts below read it: sort once
     )
     alone = by_key.filter(~pl.col("_shared"))
-    together = by_key.filter(pl.col("_shared")).sort(["_key", *ORDER[3:]], nulls_last=True)
+    together = reject_duplicates(
+        by_key.filter(pl.col("_shared")).sort(["_key", *ORDER[3:]], nulls_last=True)
+    )
     return alone.merge_sorted(together, key="_key").drop("_key", "_shared")
 
 
 def _judge(frame: pl.LazyFrame, mappings: Mappings, params: CleanParams) -> pl.LazyFrame:
-    """The judging steps on observations in ``ORDER``: ``reason`` set where one applies."""
-    frame = reject_duplicates(frame)
+    """The judging steps after ``duplicate`` (set by ``_in_order``) on observations in
+    ``ORDER``: ``reason`` set where one applies."""
     frame = reject_out_of_range(frame, params)
     frame = supersede(frame, levels=mapping_levels(mappings), max_age=params.max_age)
     # The spike rules judge one signal each: run them on its slice, not on the whole frame.

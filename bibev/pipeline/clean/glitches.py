@@ -44,9 +44,13 @@ def reject_out_of_range(frame: pl.LazyFrame, params: CleanParams) -> pl.LazyFram
     )
     value = pl.col("value_f64")
     outside = (value.is_nan() | (value < low) | (value > high)).fill_null(False)
-    is_soc = pl.col("column") == "soc_pct"
-    return frame.with_columns(reject("soc_out_of_range", outside & is_soc)).with_columns(
-        reject("out_of_range", outside & ~is_soc)
+    reason = pl.when(pl.col("column") == "soc_pct").then(pl.lit("soc_out_of_range"))
+    # one step for both reasons: the bounds are looked up once a row, not once a reason
+    return frame.with_columns(
+        pl.when(pl.col("reason").is_null() & outside)
+        .then(reason.otherwise(pl.lit("out_of_range")))
+        .otherwise(pl.col("reason"))
+        .alias("reason")
     )
 
 

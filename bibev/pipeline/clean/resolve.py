@@ -74,18 +74,19 @@ def supersede(
     """
     usable = pl.col("reason").is_null() & ~pl.col("missing")
     age_limit = _micros(max_age)
+    signal = pl.col("_signal")
     newer: pl.Expr = pl.lit(False)
     for level in range(max(levels - 1, 0)):
-        last_seen = (
-            pl.when(usable & (pl.col("priority") == level))
-            .then(pl.col("ts"))
-            .forward_fill()
-            .over("_signal")
-        )
+        # A forward fill within each signal, without grouping: the frame holds each signal in
+        # one run of rows, so the last value seen is the signal's own when it was seen on a
+        # row of the same run (``_signal`` carried along with it), else there is none yet.
+        seen = usable & (pl.col("priority") == level)
+        last_seen = pl.when(seen).then(pl.col("ts")).forward_fill()
+        own = pl.when(seen).then(signal).forward_fill() == signal
         current = (pl.col("ts") - last_seen).dt.total_microseconds() <= age_limit
-        newer = newer | ((pl.col("priority") > level) & current.fill_null(False))
-    signal = pl.struct("sub", "vin").rle_id().alias("_signal")
-    frame = frame.with_columns(signal).with_columns(reject(SUPERSEDED, newer)).drop("_signal")
+        newer = newer | ((pl.col("priority") > level) & (own & current).fill_null(False))
+    runs = pl.struct("sub", "vin").rle_id().alias("_signal")
+    frame = frame.with_columns(runs).with_columns(reject(SUPERSEDED, newer)).drop("_signal")
     instant = pl.struct("sub", "vin", "ts").rle_id()
     return frame.with_columns(reject(SUPERSEDED, not_first_in_run(instant)))
 
