@@ -246,7 +246,8 @@ def contender_process(name: str, source: Path, workers: int) -> dict[str, float]
     try:
         root = work / "root"
         fresh_copy(source, root)
-        import pandas  # noqa: F401  (imports are not part of the time)
+        import fsspec.implementations.local  # noqa: F401  (imports are not part of the time)
+        import pandas  # noqa: F401
         import polars  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
