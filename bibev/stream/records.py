@@ -126,7 +126,8 @@ _PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}
 _JSON_DAYS: dict[str, str] = {}
 
 
-def _json_day(created: str) -> str:
+def json_day(created: str) -> str:
+    """A protojson ``createdAt`` → its UTC day (``DataContractError`` when it is no time)."""
     day = _JSON_DAYS.get(created[:19])
     if day is not None and _UTC_END.fullmatch(created, 19):
         return day
@@ -149,7 +150,7 @@ def _json_payload(value: bytes) -> Parts:
     created = doc.get("createdAt", doc.get("created_at"))
     if not isinstance(created, str):
         raise DataContractError("payload has no createdAt", source=SOURCE)
-    day = _json_day(created)
+    day = json_day(created)
     if b"\n" in value or b"\r" in value:
         # Valid JSON has line breaks only between tokens, where a space means the same.
         value = value.replace(b"\r", b" ").replace(b"\n", b" ")
