@@ -4,8 +4,9 @@ One directory (``./bibev-demo`` by default) holds everything the demo makes: the
 (``temp/`` … ``segments/`` and the simulator's ``truth/``), a SQLite database ``bibev.db`` and
 ``report.html``. The stages are the library functions behind the commands a user runs every
 day (``bibev sim``, ``compact``, ``transform clean``, ``transform segment``), one after the
-other, recorded as one ``demo`` run in the database. Settings files and ``BIBEV_*`` variables
-are not read: the demo runs the same way on every machine.
+other, recorded as one ``demo`` run in the database. The storage root and the database are the
+demo's own, never the ``root`` and ``database_url`` settings: the demo runs the same way on
+every machine (logging and progress settings still apply).
 
 The directory is marked as the demo's own. Running the demo again empties a marked directory
 and starts over; a directory that holds anything else is refused, so that a mistyped ``--root``
@@ -52,13 +53,12 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    """What a demo run made: per-stage counts, the sessions and their scores against truth."""
+    """What a demo run made: per-stage counts and the sessions' scores against truth."""
 
     config: DemoConfig
     start: date
     report: Path
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    segments: pl.DataFrame = field(default_factory=pl.DataFrame)
     scores: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
@@ -169,7 +169,6 @@ def _report(config: DemoConfig, engine: Any, result: DemoResult, now: datetime) 
     storage = Storage(str(config.root))
     segments = pl.DataFrame(load_segments(engine), infer_schema_length=None)
     truth = storage.read_parquet("truth/sessions.parquet")
-    result.segments = segments
     result.scores = score_sessions(segments, truth) if segments.height else pl.DataFrame()
     report = FleetReport(
         title="bibev demo: a simulated fleet",

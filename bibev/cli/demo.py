@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 EPILOG = (
     "Everything goes into --root: temp/, compressed/, clean/, segments/, the simulator's truth/, "
-    "the SQLite database bibev.db and report.html. Settings files and BIBEV_* variables are not "
-    "read. Running it again on the same --root starts over; a directory it did not make is "
+    "the SQLite database bibev.db and report.html; the root and database_url settings are not "
+    "used. Running it again on the same --root starts over; a directory it did not make is "
     "refused. Exit codes: 0 ok, 2 bad option or --root not empty, 4 storage, 5 some partitions "
     "failed."
 )
