@@ -162,6 +162,7 @@ def _pipeline(
 def _report(config: DemoConfig, engine: Any, result: DemoResult, now: datetime) -> None:
     from bibev.db.segments import load_segments
     from bibev.pipeline.accuracy import score_sessions
+    from bibev.pipeline.feature_errors import feature_errors
     from bibev.report.html import FleetReport, render_fleet_report
     from bibev.report.quality import quality_report
     from bibev.storage import Storage
@@ -178,6 +179,7 @@ def _report(config: DemoConfig, engine: Any, result: DemoResult, now: datetime) 
         quality=quality_report(engine),
         vehicles=storage.read_parquet("truth/vehicles.parquet"),
         scores=result.scores,
+        feature_errors=feature_errors(segments, truth) if segments.height else pl.DataFrame(),
         notes=[
             f"{config.vehicles} simulated {config.provider} vehicles over {config.days} days "
             f"(seed {config.seed}), every real-world mess on: gaps, repeats, skewed clocks, "

@@ -21,8 +21,9 @@ from bibev.report.timeline import legend, timeline_svg
 
 @dataclass
 class FleetReport:
-    """What the page shows. ``scores`` (from ``score_sessions``) and ``vehicles`` (VIN, make,
-    model, nominal capacity) are optional: an empty frame leaves their parts out."""
+    """What the page shows. ``scores`` (from ``score_sessions``), ``feature_errors`` and
+    ``vehicles`` (VIN, make, model, nominal capacity) are optional: an empty frame leaves their
+    parts out."""
 
     title: str
     generated_at: datetime
@@ -31,6 +32,7 @@ class FleetReport:
     quality: pl.DataFrame
     vehicles: pl.DataFrame = field(default_factory=pl.DataFrame)
     scores: pl.DataFrame = field(default_factory=pl.DataFrame)
+    feature_errors: pl.DataFrame = field(default_factory=pl.DataFrame)  # from feature_errors
     notes: list[str] = field(default_factory=list)
 
 
@@ -43,12 +45,15 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2rem; font-size
 .figure b { display: block; font-size: 1.3rem; }
 table { border-collapse: collapse; margin: .5rem 0; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e5e7eb; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
 .ok { color: #15803d; } .short { color: #b91c1c; }
 svg text { font: 11px system-ui, sans-serif; fill: #374151; }
 .legend span { display: inline-block; width: .9rem; height: .9rem; margin: 0 .3rem 0 1rem; }
 .legend span:first-child { margin-left: 0; }
 """
+
+
+TEXT_CELL = '<td class="text">'
 
 
 def _cell(value: Any, digits: int = 1) -> str:
@@ -65,7 +70,11 @@ def _table(frame: pl.DataFrame, headers: dict[str, str], digits: dict[str, int])
     head = "".join(f"<th>{escape(label)}</th>" for label in headers.values())
     rows = []
     for row in frame.select(list(headers)).iter_rows(named=True):
-        cells = "".join(f"<td>{_cell(row[name], digits.get(name, 1))}</td>" for name in headers)
+        cells = "".join(
+            (TEXT_CELL if isinstance(row[name], str) else "<td>")
+            + f"{_cell(row[name], digits.get(name, 1))}</td>"
+            for name in headers
+        )
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -110,7 +119,24 @@ def _vehicles(report: FleetReport) -> str:
     return _table(frame, headers, {"nominal_capacity_kwh": 0})
 
 
-def _accuracy(scores: pl.DataFrame) -> str:
+def _feature_errors(errors: pl.DataFrame) -> str:
+    if errors.is_empty():
+        return ""
+    headers = {
+        "kind": "kind",
+        "feature": "feature",
+        "n": "sessions",
+        "median_abs_error": "median error",
+        "p90_abs_error": "90th percentile",
+    }
+    return (
+        "<p>The figures of the matched sessions against their true ones (absolute errors; the "
+        "true SoC is the battery's, which cars show with a bias of a few points):</p>"
+        + _table(errors, headers, {"median_abs_error": 3, "p90_abs_error": 3})
+    )
+
+
+def _accuracy(scores: pl.DataFrame, errors: pl.DataFrame) -> str:
     if scores.is_empty():
         return ""
     headers = {
@@ -131,6 +157,7 @@ def _accuracy(scores: pl.DataFrame) -> str:
         "<p>Each found session is matched to a true one of the same vehicle and kind when their "
         "time overlap is at least half of their union (IoU ≥ 0.5).</p>"
         + _table(scores, headers, digits)
+        + _feature_errors(errors)
     )
 
 
@@ -174,7 +201,7 @@ by bibev {escape(__version__)}</p>
 Hover for details.</p>
 {legend()}
 {timeline}
-{_accuracy(report.scores)}
+{_accuracy(report.scores, report.feature_errors)}
 {_quality(report.quality)}
 <h2>State of health</h2>
 <p>Not estimated by this release.</p>

@@ -14,6 +14,7 @@ from bibev.cli.app import run
 from bibev.db import open_database, recent_runs
 from bibev.db.segments import load_segments
 from bibev.pipeline.accuracy import score_sessions
+from bibev.pipeline.feature_errors import feature_errors
 from bibev.storage import Storage
 
 
@@ -59,6 +60,12 @@ def test_demo_runs_every_stage_and_reports_against_truth(isolated, capsys) -> No
     assert report.count("<title>") == 1 + files.height  # the page's, then one per session
     driving = next(row for row in expected if row["kind"] == "driving")
     assert f"<td>{driving['f1']:.3f}</td>" in report
+    errors = (
+        feature_errors(files, truth).filter(pl.col("feature") == "distance km").row(0, named=True)
+    )
+    text = '<td class="text">'
+    shown = f"{text}driving</td>{text}distance km</td><td>{errors['n']}</td>"
+    assert shown + f"<td>{errors['median_abs_error']:.3f}</td>" in report
     assert "http://" not in report.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 

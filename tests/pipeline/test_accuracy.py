@@ -23,6 +23,7 @@ from bibev.pipeline.accuracy import (
 from bibev.pipeline.baselines import phase_sessions
 from bibev.pipeline.clean import run_clean
 from bibev.pipeline.compact import run_compact
+from bibev.pipeline.feature_errors import feature_errors
 from bibev.pipeline.segment import run_segment, segment_series
 from bibev.sim.run import SimConfig, simulate_fleet
 from bibev.storage import Storage
@@ -166,6 +167,7 @@ class Measured:
     overlaps: int
     partitioned_differently: int
     sessions: int
+    features: pl.DataFrame  # feature errors of the matched sessions (feature_errors)
 
 
 def whole_series(clean: pl.DataFrame) -> pl.DataFrame:
@@ -218,7 +220,13 @@ def measure(fleet: Fleet, root: Path) -> Measured:
         overlapping(predicted).height,
         differences(predicted, whole_series(clean), FIRST_DAY, fleet.days),
         truth.height,
+        feature_errors(predicted, truth),
     )
+
+
+def features_table(results: list[Measured]) -> str:
+    frames = [r.features.select(pl.lit(r.fleet.name).alias("format"), pl.all()) for r in results]
+    return format_scores(pl.concat(frames))
 
 
 def accuracy_table(results: list[Measured]) -> str:
@@ -253,6 +261,13 @@ def write_accuracy(reporter: Any, results: list[Measured]) -> None:
         "a match is the same kind with time IoU >= 0.5; errors in seconds):"
     )
     for line in accuracy_table(results).splitlines():
+        reporter.write_line(line)
+    reporter.write_line("")
+    reporter.write_line(
+        "session features vs simulator truth, over the matched sessions (absolute errors; "
+        "SoC errors include the cars' BMS bias):"
+    )
+    for line in features_table(results).splitlines():
         reporter.write_line(line)
     for result in results:
         (crossing, matched), (hidden, found) = result.midnight, result.midnight_offline
