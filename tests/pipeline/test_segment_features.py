@@ -17,7 +17,9 @@ def session(series: Series, kind: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("kw", "kind", "expected"), [(7.0, "ac", "ac"), (50.0, "dc", "dc"), (40.0, None, "dc")]
+    ("kw", "kind", "expected"),
+    # 22.6 kW of unknown kind: a 22 kW AC charger measured at the wall, not a DC charge
+    [(7.0, "ac", "ac"), (50.0, "dc", "dc"), (40.0, None, "dc"), (22.6, None, "ac")],
 )
 def test_a_charge_has_its_energy_power_and_kind(kw: float, kind: str | None, expected: str) -> None:
     series = Series().park(5).charge(60, kw=kw, kind=kind or "none").park(5)
