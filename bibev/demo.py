@@ -163,12 +163,19 @@ def _report(config: DemoConfig, engine: Any, result: DemoResult, now: datetime) 
     from bibev.db.segments import load_segments
     from bibev.pipeline.accuracy import score_sessions
     from bibev.pipeline.feature_errors import feature_errors
+    from bibev.pipeline.segment import SEGMENT_SCHEMA
     from bibev.report.html import FleetReport, render_fleet_report
     from bibev.report.quality import quality_report
     from bibev.storage import Storage
 
     storage = Storage(str(config.root))
-    segments = pl.DataFrame(load_segments(engine), infer_schema_length=None)
+    rows = load_segments(engine)
+    # a fleet that sent nothing has no sessions: an empty frame still has the columns
+    segments = (
+        pl.DataFrame(rows, infer_schema_length=None)
+        if rows
+        else pl.DataFrame(schema=SEGMENT_SCHEMA)
+    )
     truth = storage.read_parquet("truth/sessions.parquet")
     result.scores = score_sessions(segments, truth) if segments.height else pl.DataFrame()
     report = FleetReport(

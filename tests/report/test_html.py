@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from bibev.pipeline.segment import SEGMENT_SCHEMA
 from bibev.report.fleet import dropped_by_reason, quality_summary, vehicle_summary
 from bibev.report.html import FleetReport, render_fleet_report
 from bibev.report.quality import REPORT_SCHEMA
@@ -123,6 +124,20 @@ def test_page_escapes_what_comes_from_data() -> None:
     assert "Sessions against the truth" not in page  # no scores given: no such section
     assert "Rows dropped by cleaning, by reason: soc_range 2, odometer_back 2." in page
     assert '<div class="figure"><b>38</b>kWh charged</div>' in page
+
+
+def test_a_fleet_without_sessions_still_gets_a_page() -> None:
+    page = render_fleet_report(
+        FleetReport(
+            title="quiet fleet",
+            generated_at=DAY,
+            period=(date(2025, 3, 3), date(2025, 3, 3)),
+            segments=pl.DataFrame(schema=SEGMENT_SCHEMA),
+            quality=pl.DataFrame(schema=REPORT_SCHEMA),
+        )
+    )
+    assert '<div class="figure"><b>0</b>vehicles</div>' in page
+    assert page.count("<tr>") == 2  # the two tables' header rows, no vehicle rows
 
 
 def test_quality_report_schema_has_what_the_summary_reads() -> None:
