@@ -331,17 +331,28 @@ _datum_cache: dict[bytes, bytes] = {}
 _datum_old: dict[bytes, bytes] = {}
 
 
-# The two most frequent datums, with a key below 128, read without leaving ``_datum_miss``:
-# 08 <key> 12 09 29 <double> and 08 <key> 12 14 3a 12 09 <latitude> 11 <longitude>.
-_DOUBLE_HEAD = {
-    k: (v + ',"value":{"doubleValue":').encode() for k, v in _KEY_TEXT.items() if k < 128
+# The commonest datums, read without leaving ``_datum_miss``: 08 <key> 12 <value>, the key of
+# one or two bytes, the value a double (09 29 <double>), a location (14 3a 12 09 <latitude>
+# 11 <longitude>) or a short string (<length> 0a <length> <text>, old firmware's numbers).
+# Their first bytes name the key and the shape at once, and give the datum's text as a ``%``
+# format of the value (``%r`` of a finite float is its ``repr``, as protojson prints it).
+def _key_bytes(key: int) -> bytes:
+    """``08 <key>``, then the tag of the value: the datum's bytes up to the value."""
+    varint = bytes((key,)) if key < 0x80 else bytes((key & 0x7F | 0x80, key >> 7))
+    return b"\x08" + varint + b"\x12"
+
+
+_SHORT_KEYS = {_key_bytes(k): v.encode("ascii") for k, v in _KEY_TEXT.items() if 0 <= k < 0x4000}
+_KEY_FORMS = {k: v.replace(b"%", b"%%") for k, v in _SHORT_KEYS.items()}
+_DOUBLE_FORMS = {
+    k + b"\x09\x29": v + b',"value":{"doubleValue":%r}}' for k, v in _KEY_FORMS.items()
 }
-_LOCATION_HEAD = {
-    k: (v + ',"value":{"locationValue":{"latitude":').encode()
-    for k, v in _KEY_TEXT.items()
-    if k < 128
+_LOCATION_FORMS = {
+    k + b"\x14\x3a\x12\x09": v + b',"value":{"locationValue":{"latitude":%r,"longitude":%r}}}'
+    for k, v in _KEY_FORMS.items()
 }
-_COORDINATES = struct.Struct("<dxd").unpack_from
+_STRING_HEADS = {k: v + b',"value":{"stringValue":"' for k, v in _SHORT_KEYS.items()}
+_COORDINATES = struct.Struct("<dBd").unpack_from  # latitude, the longitude's tag, longitude
 _INFINITY = math.inf
 
 
@@ -356,23 +367,31 @@ def _datum_miss(piece: bytes) -> bytes:
         _datum_cache[piece] = text
         return text
     n = len(piece)
-    if n == 13 and piece[2:5] == b"\x12\x09\x29" and piece[0] == 0x08:
-        head = _DOUBLE_HEAD.get(piece[1])
-        value = _DOUBLE(piece, 5)[0]
-        if head is not None and -_INFINITY < value < _INFINITY:
-            text = head + repr(value).encode() + b"}}"
-    elif n == 24 and piece[2:7] == b"\x12\x14\x3a\x12\x09" and piece[0] == 0x08:
-        head = _LOCATION_HEAD.get(piece[1])
-        latitude, longitude = _COORDINATES(piece, 7)
+    at = 3 if n > 3 and piece[1] >= 0x80 else 2  # where the value's tag (12) is
+    size = n - at
+    if size == 11:
+        form = _DOUBLE_FORMS.get(piece[: at + 3])
+        if form is not None:
+            value = _DOUBLE(piece, at + 3)[0]
+            if -_INFINITY < value < _INFINITY:
+                text = form % value
+    elif size == 22:
+        form = _LOCATION_FORMS.get(piece[: at + 5])
+        if form is not None:
+            latitude, tag, longitude = _COORDINATES(piece, at + 5)
+            finite = -_INFINITY < latitude < _INFINITY and -_INFINITY < longitude < _INFINITY
+            if tag == 0x11 and finite:
+                text = form % (latitude, longitude)
+    elif 4 <= size < 0x80:
+        head = _STRING_HEADS.get(piece[: at + 1])
         if (
             head is not None
-            and piece[15] == 0x11
-            and -_INFINITY < latitude < _INFINITY
-            and -_INFINITY < longitude < _INFINITY
+            and piece[at + 1] == size - 2
+            and piece[at + 2] == 0x0A
+            and piece[at + 3] == size - 4
+            and _NEEDS_ESCAPE.search(piece, at + 4) is None
         ):
-            text = b"".join(
-                (head, repr(latitude).encode(), b',"longitude":', repr(longitude).encode(), b"}}}")
-            )
+            text = head + piece[at + 4 :] + b'"}}'
     if text is None:
         text = datum_text(piece).encode("ascii")
     _datum_cache[piece] = text

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from operator import itemgetter
 from typing import Any, Literal
 
 from bibev.errors import DataContractError
@@ -65,7 +64,6 @@ def received_at_text(timestamp_ms: int) -> str:
 
 # -- headers ---------------------------------------------------------------------------------
 
-_name, _value = itemgetter(0), itemgetter(1)
 # Every byte that may stand in a JSON string as it is (printable ASCII but " and \) → "a",
 # any other → "!": header values that translate to letters only need no escaping.
 _PLAIN = bytes(0x61 if 0x20 <= i < 0x7F and i not in (0x22, 0x5C) else 0x21 for i in range(256))
@@ -96,11 +94,10 @@ def headers_json(headers: Headers) -> tuple[bytes, bytes | None]:
     """Kafka headers → (a JSON object of their values as UTF-8 text, the ``vin`` header)."""
     if not headers:
         return b"{}", None
-    names = tuple(map(_name, headers))
+    names, values = zip(*headers, strict=False)  # (name, value) pairs: both in one call
     last = _last_form
     form = last[1] if names == last[0] else _header_form(names)
     if form is not None:
-        values = tuple(map(_value, headers))
         try:
             plain = b"".join(values).translate(_PLAIN).isalnum()
         except TypeError:  # a header without a value

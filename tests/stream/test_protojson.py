@@ -75,6 +75,29 @@ def test_keys_known_unknown_and_wide_match_the_reference(key):
     assert converted(raw)[2] == payload_to_protojson(raw)
 
 
+@pytest.mark.parametrize("key", ["Soc", "ForwardCollisionWarning"])  # key 8: one byte, 130: two
+@pytest.mark.parametrize(
+    "value",
+    [
+        98.7654321,
+        -0.0,
+        math.nan,
+        (47.000123, -122.5),
+        (math.inf, 1.0),
+        "64.125",
+        "",
+        "é",
+        'a "quoted" \\ text',
+        "x" * 125,  # the longest string of one-byte lengths
+        "x" * 126,
+    ],
+)
+def test_the_text_of_common_datums_is_the_stored_reference_text(key, value):
+    raw = encode_payload(VIN, T0, [(key, value), (key, value)])  # the second one is cached
+    reference = json.dumps(payload_to_protojson(raw), separators=(",", ":"))
+    assert fast_protojson(raw)[2] == reference
+
+
 @pytest.mark.parametrize(
     ("seconds", "nanos", "text"),
     [
