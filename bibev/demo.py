@@ -21,11 +21,14 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from bibev.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bibev.storage import Storage
 
 MARKER = ".bibev-demo"
 REPORT = "report.html"
@@ -87,11 +90,13 @@ def run_demo(
 ) -> DemoResult:
     """Simulate, compact, clean, segment and report (see the module docstring)."""
     from bibev.db import open_database, record_run
+    from bibev.storage import Storage
 
     now = now or datetime.now(UTC)
     prepare_root(config.root)
     start = now.date() - timedelta(days=config.days)
     result = DemoResult(config=config, start=start, report=config.root / REPORT)
+    storage = Storage(str(config.root))
     engine = open_database(config.database_url)
     try:
         parameters = {
@@ -102,9 +107,9 @@ def run_demo(
             "provider": config.provider,
         }
         with record_run(engine, "demo", parameters) as recorder:
-            _pipeline(config, start, now, engine, stage, result)
+            _pipeline(config, storage, start, now, engine, stage, result)
             with stage("writing the report") as on_progress:
-                _report(config, engine, result, now)
+                _report(config, storage, engine, result, now)
                 on_progress(1, 1)
             recorder.counts = result.counts
     finally:
@@ -114,6 +119,7 @@ def run_demo(
 
 def _pipeline(
     config: DemoConfig,
+    storage: Storage,
     start: date,
     now: datetime,
     engine: Any,
@@ -125,9 +131,7 @@ def _pipeline(
     from bibev.pipeline.partitions import raise_for_failures
     from bibev.pipeline.segment import run_segment
     from bibev.sim.run import SimConfig, simulate_fleet
-    from bibev.storage import Storage
 
-    storage = Storage(str(config.root))
     sim_config = SimConfig(
         start=start,
         vehicles=config.vehicles,
@@ -159,16 +163,16 @@ def _pipeline(
     }
 
 
-def _report(config: DemoConfig, engine: Any, result: DemoResult, now: datetime) -> None:
+def _report(
+    config: DemoConfig, storage: Storage, engine: Any, result: DemoResult, now: datetime
+) -> None:
     from bibev.db.segments import load_segments
     from bibev.pipeline.accuracy import score_sessions
     from bibev.pipeline.feature_errors import feature_errors
     from bibev.pipeline.segment import SEGMENT_SCHEMA
     from bibev.report.html import FleetReport, render_fleet_report
     from bibev.report.quality import quality_report
-    from bibev.storage import Storage
 
-    storage = Storage(str(config.root))
     rows = load_segments(engine)
     # a fleet that sent nothing has no sessions: an empty frame still has the columns
     segments = (
