@@ -1,13 +1,13 @@
 """What the per-day stage orchestrators share: taking one lock per day, running partitions in
-day batches, and turning failed partitions into a ``PartialFailure``."""
+day batches, logging a stage's end, and turning failed partitions into a ``PartialFailure``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bibev.errors import LockedError, PartialFailure
 from bibev.executors import OnProgress, PartitionResult, run_partitions
@@ -110,3 +110,12 @@ def run_batches(
                 else PartitionResult(partition, error=alone.error)
             )
     return [outcomes[p] for p in partitions]
+
+
+def log_done(log: logging.Logger, stage: str, totals: Mapping[str, Any]) -> None:
+    """One INFO line on ``log`` when a stage ends, with its totals (``summary.totals()``): a
+    routine partition's own line is DEBUG (``-v`` shows it)."""
+    counts = ", ".join(
+        f"{name.replace('_', ' ')} {value}" for name, value in totals.items() if name != "seconds"
+    )
+    log.info("%s: done in %.1f s: %s", stage, totals["seconds"], counts)

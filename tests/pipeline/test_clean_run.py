@@ -3,6 +3,7 @@ selection, failures and locks."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -197,3 +198,22 @@ def test_quality_records_are_replaced_on_every_database(database_engine: Engine)
     ]
     assert (rows[0]["cleaned_at"], rows[1]["first_ts"]) == (when, at(8))
     assert clean_quality_rows(database_engine, vins=[VIN2], date_from=DAY2) == []
+
+
+def test_routine_partitions_log_at_debug_and_the_stage_end_at_info(
+    fleet: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="bibev.pipeline"):
+        summary = run_clean(fleet, workers=1)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    partitions = [(level, text) for level, text in lines if text.startswith("cleaned ")]
+    assert sorted(text.split(":")[0] for _, text in partitions) == [
+        f"cleaned {VIN} {DAY1}",
+        f"cleaned {VIN} {DAY2}",
+        f"cleaned {VIN2} {DAY1}",
+    ]
+    assert {level for level, _ in partitions} == {logging.DEBUG}  # nothing was dropped
+    done = [text for level, text in lines if level == logging.INFO and "done in" in text]
+    assert len(done) == 1
+    assert "partitions 3, failed 0" in done[0]
+    assert f"rows in {summary.totals()['rows_in']}," in done[0]

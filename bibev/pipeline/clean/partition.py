@@ -156,7 +156,9 @@ def _store(storage: Storage, day: date, frame: pl.DataFrame, quality: QualityRec
     vin = quality.vin
     data = encode(frame)
     written = write_if_changed(storage, storage.day_key("clean", day, vin), data)
-    logger.info(
+    # A routine partition is a DEBUG line (-v); one that dropped rows is INFO.
+    logger.log(
+        logging.INFO if quality.dropped_total else logging.DEBUG,
         "cleaned %s %s: %d rows in, %d observations, %d dropped, %d rows out%s",
         vin,
         day,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
-from bibev.pipeline.partitions import raise_for_failures, run_batches, take_day_locks
+from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.storage import Storage, validate_vin
 
 from .params import CleanParams
@@ -150,13 +150,15 @@ def run_clean(
         from bibev.db.quality import upsert_clean_quality
 
         stored = upsert_clean_quality(engine, [r.quality for r in done])
-    return CleanSummary(
+    summary = CleanSummary(
         results=done,
         failures=sorted(failures),
         days=days,
         seconds=time.monotonic() - started,
         quality_stored=stored,
     )
+    log_done(logger, "clean", summary.totals())
+    return summary
 
 
 def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, str]]:

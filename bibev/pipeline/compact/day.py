@@ -280,7 +280,9 @@ def _outcome(
         written=written.bytes_out > 0,
         existing=written.existing,
     )
-    logger.info(
+    # A routine partition is a DEBUG line (-v); one that quarantined or rerouted is INFO.
+    logger.log(
+        logging.INFO if result.quarantined or result.rerouted else logging.DEBUG,
         "compacted %s %s: %d files, %d rows in, %d rows out, %d quarantined, %d rerouted",
         item.vin,
         item.day,

@@ -20,6 +20,7 @@ from typing import Any
 
 from bibev.errors import BibevError, ConfigError
 from bibev.executors import OnProgress, PartitionResult, default_workers, run_partitions
+from bibev.pipeline.partitions import log_done
 from bibev.providers.registry import get_registry
 from bibev.storage import Storage, validate_vin
 
@@ -279,7 +280,7 @@ def run_compact(
             report(offset + done, offset + total)
 
         outcomes += run(second_pass, on_progress=progress)
-    return CompactSummary(
+    summary = CompactSummary(
         results=[o.result for o in outcomes if o.result is not None],
         failures=[
             (f"{o.partition[0]} {o.partition[1]}", _describe(o.error))
@@ -290,3 +291,5 @@ def run_compact(
         seconds=time.monotonic() - started,
         dry_run=dry_run,
     )
+    log_done(logger, "compact", summary.totals())
+    return summary

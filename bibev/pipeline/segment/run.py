@@ -36,7 +36,7 @@ import polars as pl
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
-from bibev.pipeline.partitions import raise_for_failures, run_batches, take_day_locks
+from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.pipeline.segment.day import segment_day
 from bibev.pipeline.segment.files import encode, read_windows, write_segments
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
@@ -236,13 +236,15 @@ def run_segment(
         from bibev.db.segments import replace_segments
 
         stored = replace_segments(engine, ((r.vin, r.day, r.sessions) for r in done))
-    return SegmentSummary(
+    summary = SegmentSummary(
         results=done,
         failures=sorted(failures),
         days=days,
         seconds=time.monotonic() - started,
         stored=stored,
     )
+    log_done(logger, "segment", summary.totals())
+    return summary
 
 
 def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, str]]:
