@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from bibev.errors import BibevError, ConfigError
+from bibev.worker_logs import forwarded_logs
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,15 @@ def _run_pool(
     # spawn, not fork: polars and pyarrow thread pools do not survive a fork safely
     context = multiprocessing.get_context("spawn")
     results: list[PartitionResult[P]] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(partitions)), mp_context=context) as pool:
+    with (
+        forwarded_logs(context) as (initializer, initargs),
+        ProcessPoolExecutor(
+            max_workers=min(workers, len(partitions)),
+            mp_context=context,
+            initializer=initializer,
+            initargs=initargs,
+        ) as pool,
+    ):
         futures = {pool.submit(_call, func, p): p for p in partitions}
         for future in as_completed(futures):
             try:

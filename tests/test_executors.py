@@ -1,7 +1,10 @@
+import logging
 import os
+import warnings
 
 import pytest
 
+from bibev.cli.logs import SecretFilter
 from bibev.errors import StorageError
 from bibev.executors import PartitionResult, default_workers, run_partitions
 
@@ -16,6 +19,54 @@ def square_or_fail(n: int) -> int:
 
 def pid_of(_: int) -> int:
     return os.getpid()
+
+
+def log_in_worker(n: int) -> int:
+    log = logging.getLogger("bibev.tests.worker")
+    log.debug("partition %d: detail", n)
+    log.info("partition %d in pid %d with token s3cr3t-token", n, os.getpid())
+    if n == 2:
+        warnings.warn("partition 2 looks odd", UserWarning, stacklevel=1)
+    return os.getpid()
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def bibev_handler():
+    """A handler of the ``bibev`` logger at INFO, masking one secret, as the CLI sets one up."""
+    handler = Collect()
+    handler.addFilter(SecretFilter(["s3cr3t-token"]))
+    bibev, warned = logging.getLogger("bibev"), logging.getLogger("py.warnings")
+    saved = [(log, log.handlers[:], log.level, log.propagate) for log in (bibev, warned)]
+    for log in (bibev, warned):
+        log.handlers[:] = [handler]
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    yield handler
+    for log, handlers, level, propagate in saved:
+        log.handlers[:], log.level, log.propagate = handlers, level, propagate
+
+
+def test_worker_logs_reach_the_parents_handlers(bibev_handler):
+    results = run_partitions(log_in_worker, [1, 2, 3], workers=2)
+    pids = {r.value for r in results}
+    assert os.getpid() not in pids
+    lines = sorted(r.getMessage() for r in bibev_handler.records if r.name == "bibev.tests.worker")
+    assert [line.split(" in pid")[0] for line in lines] == [f"partition {n}" for n in (1, 2, 3)]
+    assert {int(line.split()[4]) for line in lines} == pids  # written by the workers
+    assert all(line.endswith("with token ***") for line in lines)  # masked by the parent
+    assert not any("detail" in r.getMessage() for r in bibev_handler.records)  # below INFO
+    warned = [r.getMessage() for r in bibev_handler.records if r.name == "py.warnings"]
+    assert len(warned) == 1
+    assert "partition 2 looks odd" in warned[0]
 
 
 def test_inline_results_in_order_and_failures_isolated():
