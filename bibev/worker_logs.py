@@ -20,14 +20,12 @@ WorkerInit = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 class _ToParentLoggers(logging.Handler):
-    def handle(self, record: logging.LogRecord) -> bool:
+    """Hands a worker's record to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
         log = logging.getLogger(record.name)
         if log.isEnabledFor(record.levelno):
             log.handle(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
-        raise NotImplementedError
 
 
 @contextlib.contextmanager
