@@ -68,21 +68,27 @@ class Holder:
     def is_gone(self) -> bool:
         """Whether the holder was a process on this host that no longer runs (it crashed):
         its lock can be taken over at once instead of waiting until it is stale."""
-        if os.name != "posix" or self.host != socket.gethostname() or self.pid <= 0:
-            return False
-        if self.pid == os.getpid():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # exists, owned by someone else
-            return False
-        return False
+        return process_gone(self.host, self.pid)
 
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"host {self.host}, pid {self.pid}, since {since}"
+
+
+def process_gone(host: str | None, pid: int | None) -> bool:
+    """Whether process ``pid`` of ``host`` is known to have ended: only a process of this host
+    can be checked (anything else, or a pid in use again, counts as running)."""
+    if os.name != "posix" or host != socket.gethostname() or not pid or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 @dataclass(frozen=True)

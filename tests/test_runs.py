@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,11 +14,12 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 import bibev
 from bibev.db import migrate
-from bibev.db.engine import make_engine
+from bibev.db.engine import connect, make_engine
+from bibev.db.models import Run
 from bibev.db.runs import (
     log_finished_run,
     recent_runs,
@@ -60,6 +63,20 @@ def test_ok_run(database_engine: Engine) -> None:
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
+
+
+def test_a_running_row_whose_process_ended_reads_as_died(database_engine: Engine) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    here = socket.gethostname()
+    rows = [("compact", here, ended.pid), ("stream", here, os.getpid())]
+    rows.append(("sim", "another-host", ended.pid))  # another host's process: cannot tell
+    with connect(database_engine) as connection:
+        for command, host, pid in rows:
+            values = {"command": command, "status": "running", "started_at": T0}
+            connection.execute(insert(Run).values(**values, host=host, pid=pid))
+    statuses = {r.command: run_as_dict(r)["status"] for r in recent_runs(database_engine)}
+    assert statuses == {"compact": "died", "stream": "running", "sim": "running"}
 
 
 def test_partial_run(database_engine: Engine) -> None:

@@ -3,6 +3,8 @@
 ``record_run`` writes the row with status ``running`` when the command starts and completes it
 when the command ends: ``ok``, ``partial`` (set by the command, or a ``PartialFailure``) or
 ``failed`` (an exception escaped; ``error`` holds its one-line message, never a traceback).
+A killed command leaves its row ``running``: read back, such a row whose process on this host
+has ended says ``died`` (``run_as_dict``).
 
 Parameters are stored as JSON and never hold a secret: a parameter whose name contains one of
 ``SECRET_WORDS`` is dropped, a ``SecretStr`` is dropped whatever its name, and the password of
@@ -28,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 import bibev
+from bibev._locks import process_gone
 from bibev.db.engine import connect, has_table, redact, storage_error
 from bibev.db.models import Run
 from bibev.errors import PartialFailure
@@ -225,14 +228,18 @@ def recent_runs(engine: Engine, limit: int = 20) -> list[Run]:
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
-    """A run as a JSON-ready dict (instants in ISO 8601)."""
+    """A run as a JSON-ready dict (instants in ISO 8601). A run still ``running`` whose
+    process on this host has ended (killed, or the machine restarted) shows as ``died``."""
+    status = run.status
+    if status == "running" and process_gone(run.host, run.pid):
+        status = "died"
     return {
         "id": run.id,
         "command": run.command,
         "parameters": run.parameters,
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-        "status": run.status,
+        "status": status,
         "counts": run.counts,
         "error": run.error,
         "bibev_version": run.bibev_version,
