@@ -116,23 +116,23 @@ def headers_text(headers: Headers) -> str:
 
 # -- payloads ---------------------------------------------------------------------------------
 
-# A createdAt of the usual form: its UTC day is the day of its first 19 characters, which are
-# parsed once (cached) while the fraction only has to be well-formed.
-_UTC_END = re.compile(r"(?:\.[0-9]{1,9})?[zZ]")
-_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+# A createdAt of the usual form (``2025-03-01T10:00:01.2Z``): its UTC day is its date, parsed
+# once per day (cached), while the clock after it only has to be a valid UTC time of day.
+_UTC_CLOCK = re.compile(r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?[zZ]")
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _JSON_DAYS: dict[str, str] = {}
 
 
 def json_day(created: str) -> str:
     """A protojson ``createdAt`` → its UTC day (``DataContractError`` when it is no time)."""
-    day = _JSON_DAYS.get(created[:19])
-    if day is not None and _UTC_END.fullmatch(created, 19):
+    day = _JSON_DAYS.get(created[:10])
+    if day is not None and _UTC_CLOCK.fullmatch(created, 10):
         return day
     day = parse_rfc3339(created, source=SOURCE).date().isoformat()
-    if _UTC_END.fullmatch(created, 19) and _PLAIN_TIME.fullmatch(created, 0, 19):
+    if _UTC_CLOCK.fullmatch(created, 10) and _PLAIN_DATE.fullmatch(created, 0, 10):
         if len(_JSON_DAYS) >= _CACHE_LIMIT:
             _JSON_DAYS.clear()
-        _JSON_DAYS[created[:19]] = day
+        _JSON_DAYS[created[:10]] = day
     return day
 
 

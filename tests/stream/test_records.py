@@ -10,11 +10,13 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from bibev.errors import DataContractError
 from bibev.providers.tesla import encode_payload, payload_to_protojson
 from bibev.providers.tesla import vehicle_data_pb2 as pb
+from bibev.providers.tesla.timestamps import parse_rfc3339
 from bibev.stream.batch import record_line
 from bibev.stream.records import (
     LineBuilder,
     decode_payload,
     headers_text,
+    json_day,
     quarantine_line,
     received_at_text,
 )
@@ -99,6 +101,43 @@ def test_the_day_is_the_utc_day_of_the_payload_time():
     doc = payload_to_protojson(PROTOBUF)
     doc["createdAt"] = "2025-03-02T00:30:00+02:00"  # 22:30 UTC the day before
     assert decode_payload(json.dumps(doc).encode())[1] == "2025-03-01"
+
+
+CREATED = [
+    "2025-03-01T10:00:01Z",
+    "2025-03-01T23:59:59.123456789Z",
+    "2025-03-01T00:00:00.5z",
+    "2025-03-01T24:00:00Z",  # no such hour
+    "2025-03-01T10:60:00Z",
+    "2025-03-01T10:00:60Z",  # a leap second: as the full parser says
+    "2025-03-01T10:00:01.1234567890Z",  # ten digits
+    "2025-03-01T10:00:01+02:00",
+    "2025-03-01T01:00:01-02:00",
+    "2025-03-01 10:00:01Z",
+    "2025-03-01T10:00:01",
+    "2025-03-01T10:00:01.Z",
+    "2025-02-29T10:00:01Z",  # no such day
+    "2024-02-29T10:00:01Z",
+    "2025-03-01T10:00:01Z ",
+    "2025-03-01",
+    "yesterday",
+]
+
+
+@pytest.mark.parametrize("warm", [None, "2025-03-01T09:00:00Z", "2024-02-29T09:00:00Z"])
+def test_the_day_of_a_created_at_is_that_of_the_full_parser(warm):
+    """Whatever day the cache already holds, ``json_day`` says what the full parser says."""
+    if warm:
+        json_day(warm)
+    for created in CREATED:
+        try:
+            expected = parse_rfc3339(created, source="test").date().isoformat()
+        except DataContractError:
+            with pytest.raises(DataContractError):
+                json_day(created)
+            continue
+        assert json_day(created) == expected, created
+        assert json_day(created) == expected, created  # again, from the cache
 
 
 @pytest.mark.parametrize(
