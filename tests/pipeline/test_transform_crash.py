@@ -115,10 +115,10 @@ def test_three_kills_then_a_run_leave_what_an_uninterrupted_run_leaves(
         return lambda: len(files(root, stage)) >= count
 
     # inside cleaning; inside segmenting; later inside segmenting
-    killed_when(root, written("clean", rng.randint(1, total // 2)), rng.uniform(0, 0.02))
-    killed_when(root, written("segments", rng.randint(1, total // 3)), rng.uniform(0, 0.02))
-    later = rng.randint(total // 2, total - 2)
-    killed_when(root, written("segments", later), rng.uniform(0, 0.02))
+    killed_when(root, written("clean", rng.randint(1, total // 2)), rng.uniform(0, 0.01))
+    killed_when(root, written("segments", rng.randint(1, total // 3)), rng.uniform(0, 0.01))
+    later = rng.randint(total // 2, total - 4)
+    killed_when(root, written("segments", later), rng.uniform(0, 0.01))
     assert len(files(root, "segments")) < total
 
     done = subprocess.run(command(root), capture_output=True, text=True, timeout=300)
