@@ -4,6 +4,8 @@ selection, failures and locks."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from bibev.db.quality import clean_quality_rows, upsert_clean_quality
 from bibev.errors import PartialFailure
 from bibev.pipeline.clean import QualityRecord
 from bibev.pipeline.clean.run import lock_name, run_clean, select_partitions
+from bibev.pipeline.segment import run_segment
 from bibev.storage import Storage
 from tests.pipeline.test_clean_frame import VIN, at, day_of, msg
 
@@ -217,3 +220,18 @@ def test_routine_partitions_log_at_debug_and_the_stage_end_at_info(
     assert len(done) == 1
     assert "partitions 3, failed 0" in done[0]
     assert f"rows in {summary.totals()['rows_in']}," in done[0]
+
+
+def test_clean_and_segment_remove_a_killed_writers_old_leftovers(tmp_path: Path) -> None:
+    storage = fill(Storage(str(tmp_path / "root")))
+    leftovers = tmp_path / "root" / "_tmp"
+    leftovers.mkdir(exist_ok=True)  # writing the fleet made it
+    for name in ("old-clean.parquet", "old-segments.parquet", "fresh.parquet"):
+        (leftovers / name).write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(leftovers / "old-clean.parquet", (two_days_ago, two_days_ago))
+    run_clean(storage, workers=1)
+    assert sorted(p.name for p in leftovers.iterdir()) == ["fresh.parquet", "old-segments.parquet"]
+    os.utime(leftovers / "old-segments.parquet", (two_days_ago, two_days_ago))
+    run_segment(storage, workers=1)
+    assert [p.name for p in leftovers.iterdir()] == ["fresh.parquet"]  # may be a live writer's

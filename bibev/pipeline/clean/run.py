@@ -125,6 +125,7 @@ def run_clean(
     partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
     days = sorted({day for _, day in partitions})
     logger.info("clean: %d partition(s) over %d day(s)", len(partitions), len(days))
+    storage.sweep_tmp()  # files a killed writer left under _tmp/ more than a day ago
     if storage.protocol == "memory" and (workers != 1 or dask_address):
         logger.info("memory:// roots live in this process: cleaning inline")
         workers, dask_address = 1, None
