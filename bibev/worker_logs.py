@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
+from bibev.log_handlers import route_logs
+
 WorkerInit = tuple[Callable[..., None], tuple[Any, ...]]
 
 
@@ -46,12 +48,4 @@ def forwarded_logs(context: Any) -> Iterator[WorkerInit]:
 
 def _log_to_queue(queue: Any, level: int) -> None:
     """The initializer of a worker process: its ``bibev`` records and warnings go to ``queue``."""
-    handler = QueueHandler(queue)
-    bibev = logging.getLogger("bibev")
-    bibev.handlers[:] = [handler]
-    bibev.setLevel(level)
-    bibev.propagate = False
-    logging.captureWarnings(True)
-    warnings_logger = logging.getLogger("py.warnings")
-    warnings_logger.handlers[:] = [handler]
-    warnings_logger.propagate = False
+    route_logs(QueueHandler(queue), level)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from rich.logging import RichHandler
 
 from bibev.cli.common import err
+from bibev.log_handlers import route_logs
 
 LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 MASK = "***"
@@ -74,15 +75,7 @@ def configure_logging(
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets))
-    for name in ("bibev", "bench"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
-    logging.captureWarnings(True)
-    warnings_logger = logging.getLogger("py.warnings")
-    warnings_logger.handlers[:] = [handler]
-    warnings_logger.propagate = False
+    route_logs(handler, level, ("bibev", "bench"))
 
 
 def mask_secrets(secrets: Iterable[str]) -> None:
