@@ -76,6 +76,11 @@ def configure_logging(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets))
     route_logs(handler, level, ("bibev", "bench"))
+    # stamina would log each scheduled retry as a bare "stamina.retry_scheduled" line with its
+    # details out of sight; bibev logs its retries itself, naming what failed and why.
+    from stamina.instrumentation import set_on_retry_hooks
+
+    set_on_retry_hooks([])
 
 
 def mask_secrets(secrets: Iterable[str]) -> None:

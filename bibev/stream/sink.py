@@ -60,9 +60,11 @@ class StreamSink:
             on=StorageError, attempts=self.attempts, timeout=self.timeout
         ):
             with attempt:
-                if attempt.num > 1:
-                    logger.warning("retrying write of %s (attempt %d)", key, attempt.num)
-                self.storage.write_bytes(key, data)
+                try:
+                    self.storage.write_bytes(key, data)
+                except StorageError as exc:  # it names the key and the root
+                    logger.warning("attempt %d of at most %d: %s", attempt.num, self.attempts, exc)
+                    raise
         return len(data)
 
     def write_buffers(self, buffers: Iterable[VinBuffer]) -> Written:

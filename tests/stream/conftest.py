@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bibev.providers.tesla import encode_payload, payload_to_protojson
 
@@ -48,10 +50,11 @@ def tesla_value(vin_: str, created_at: datetime, i: int, encoding: str = "protob
     return json.dumps(payload_to_protojson(raw)).encode() if encoding == "json" else raw
 
 
-def fleet_records(n: int, vehicles: int = 20, *, json_every: int = 0) -> list[Sent]:
-    """``n`` records of ``vehicles`` VINs one second apart (every ``json_every``-th protojson)."""
+def fleet_records(n: int, vehicles: int = 20, *, json_every: int = 0, first: int = 0) -> list[Sent]:
+    """``n`` records of ``vehicles`` VINs one second apart, the ``first``-th second after
+    ``BASE`` on (every ``json_every``-th protojson)."""
     records = []
-    for i in range(n):
+    for i in range(first, first + n):
         encoding = "json" if json_every and i % json_every == 0 else "protobuf"
         v = vin(i % vehicles)
         value = tesla_value(v, BASE + timedelta(seconds=i), i, encoding)
@@ -109,8 +112,13 @@ def read_lines(root: Path, prefix: str = "temp") -> list[tuple[str, dict[str, An
 
 def stored_by_position(root: Path) -> dict[tuple[int, int], list[dict[str, Any]]]:
     """Stored lines grouped by (partition, offset); more than one means a duplicate."""
+    return by_position(read_lines(root))
+
+
+def by_position(lines: Iterable[tuple[str, dict[str, Any]]]) -> dict[tuple[int, int], list[Any]]:
+    """Parsed lines (``read_lines``) grouped by (partition, offset)."""
     stored: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for _, doc in read_lines(root):
+    for _, doc in lines:
         position = (doc["source"]["partition"], doc["source"]["offset"])
         stored.setdefault(position, []).append(doc)
     return stored
@@ -136,3 +144,24 @@ def high_watermarks(records: Iterable[Sent]) -> dict[int, int]:
     for record in records:
         marks[record.partition] = max(marks.get(record.partition, 0), record.offset + 1)
     return marks
+
+
+@pytest.fixture
+def spawn(kafka_broker: str, kafka_topic: str, tmp_path: Path) -> Iterator[Any]:
+    """Start ``bibev stream`` processes (``processes.StreamProcess``) on the test's topic:
+    ``spawn(group, *flags, root=…, env=…)``. Any still running at the end of the test is
+    killed."""
+    from tests.stream.processes import StreamProcess  # it imports this module
+
+    started: list[StreamProcess] = []
+
+    def start(group: str, *flags: str, **options: Any) -> StreamProcess:
+        process = StreamProcess(tmp_path, kafka_broker, kafka_topic, group, *flags, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait(10)

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.stream.conftest import (
     BASE,
-    FAST_GROUP,
     Sent,
     committed,
     fleet_records,
@@ -30,104 +24,9 @@ from tests.stream.conftest import (
     tesla_value,
     vin,
 )
+from tests.stream.processes import wait_until_stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-class StreamProcess:
-    """One ``python -m bibev stream`` process; its stderr is collected line by line."""
-
-    def __init__(self, tmp: Path, bootstrap: str, topic: str, group: str, *flags: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "bibev",
-            "--root",
-            str(tmp / "data"),
-            "--database-url",
-            f"sqlite:///{tmp / 'bibev.db'}",
-            "stream",
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--group-id",
-            group,
-            *[arg for pair in FAST_GROUP for arg in ("--consumer-config", pair)],
-            *flags,
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in reversed(self.lines):
-                found = regex.search(line)
-                if found:
-                    return found
-            if self.process.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in stderr:\n" + "\n".join(self.lines[-30:]))
-
-    def assigned(self) -> set[int]:
-        """Partitions this process holds now, from its assigned/revoked log lines."""
-        held: set[int] = set()
-        for line in list(self.lines):
-            found = re.search(r"(assigned|revoked) (.*)", line)
-            if found:
-                partitions = {int(p) for p in re.findall(r"\[(\d+)\]", found.group(2))}
-                held = partitions if found.group(1) == "assigned" else held - partitions
-        return held
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> tuple[int, str]:
-        self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self._reader.join(10)
-        assert self.process.stdout is not None
-        return code, self.process.stdout.read()
-
-
-Spawn = Callable[..., StreamProcess]
-
-
-@pytest.fixture
-def spawn(kafka_broker: str, kafka_topic: str, tmp_path: Path) -> Iterator[Spawn]:
-    """Start ``bibev stream`` processes on the test's topic; any still running at the end of
-    the test is killed."""
-    started: list[StreamProcess] = []
-
-    def start(group: str, *flags: str) -> StreamProcess:
-        process = StreamProcess(tmp_path, kafka_broker, kafka_topic, group, *flags)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait(10)
-
-
-def wait_until_stored(root: Path, wanted: set[tuple[int, int]], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if wanted <= set(stored_by_position(root)):
-            return
-        time.sleep(0.3)
-    missing = wanted - set(stored_by_position(root))
-    raise AssertionError(f"{len(missing)} records never arrived, e.g. {sorted(missing)[:5]}")
 
 
 def test_sigkill_three_times_at_random_points_loses_nothing(
@@ -173,7 +72,9 @@ def test_sigkill_three_times_at_random_points_loses_nothing(
     assert kills[-1][1] > 0, kills
 
     final = spawn(group, *flags)
-    wait_until_stored(tmp_path / "data", {(r.partition, r.offset) for r in sent})
+    wait_until_stored(
+        lambda: stored_by_position(tmp_path / "data"), {(r.partition, r.offset) for r in sent}
+    )
     code, out = final.stop(signal.SIGTERM)
     assert code == 0, "\n".join(final.lines[-20:])
 
@@ -223,7 +124,9 @@ def test_two_processes_in_one_group_share_the_partitions(
     assert not shares[0] & shares[1], shares
 
     sent = produce(kafka_broker, kafka_topic, fleet_records(4000, vehicles=40))
-    wait_until_stored(tmp_path / "data", {(r.partition, r.offset) for r in sent})
+    wait_until_stored(
+        lambda: stored_by_position(tmp_path / "data"), {(r.partition, r.offset) for r in sent}
+    )
     results = [process.stop(signal.SIGTERM) for process in (first, second)]
 
     assert [code for code, _ in results] == [0, 0]
