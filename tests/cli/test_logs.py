@@ -39,3 +39,18 @@ def test_mask_secrets_adds_to_the_configured_filter(capsys):
     (handler,) = logging.getLogger("bibev").handlers
     handler.filter(record)
     assert record.getMessage() == "*** and ***"
+
+
+def test_other_libraries_warnings_are_formatted_and_masked(capsys):
+    for _ in range(2):  # a second command in this process replaces the first one's handler
+        configure_logging(verbosity=0, log_format="text", secrets=["hunter2-pw"])
+    pool = logging.getLogger("urllib3.connectionpool")
+    pool.warning("Connection pool is full, discarding connection: %s", "user:hunter2-pw@s3")
+    pool.info("not shown: other libraries speak from WARNING up")
+    logging.getLogger("bibev.test").info("bibev at INFO")
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    pool_full = "Connection pool is full, discarding connection: user:***@s3"
+    assert lines[0].endswith(f" WARNING urllib3.connectionpool: {pool_full}")
+    assert lines[1].endswith(" INFO bibev.test: bibev at INFO")
