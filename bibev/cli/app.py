@@ -23,7 +23,7 @@ from bibev.cli import config as config_cmd
 from bibev.cli import db, demo, pending, providers, report, sim, transform
 from bibev.cli import segment as segment_cmd
 from bibev.cli import stream as stream_cmd
-from bibev.cli.common import CliState, err, state
+from bibev.cli.common import CliState, err, state, unwrap_help
 from bibev.cli.logs import configure_logging
 from bibev.errors import BibevError
 
@@ -141,7 +141,7 @@ app.add_typer(transform.app)
 app.add_typer(report.app)
 app.command("sim", help=sim.sim.__doc__, epilog=getattr(sim, "EPILOG", None))(sim.sim)
 app.command("stream", help=stream_cmd.stream.__doc__, epilog=stream_cmd.EPILOG)(stream_cmd.stream)
-app.command("compact", help=compact_cmd.HELP, epilog=compact_cmd.EPILOG)(compact_cmd.compact)
+app.command("compact", epilog=compact_cmd.EPILOG)(compact_cmd.compact)
 app.command("segment", help=segment_cmd.segment_cmd.__doc__, epilog=segment_cmd.SEGMENT_EPILOG)(
     segment_cmd.segment_cmd
 )
@@ -152,6 +152,7 @@ pending.register(app)
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (``main`` exits with it)."""
     command = typer.main.get_command(app)
+    unwrap_help(command)
     try:
         result = command.main(args=argv, prog_name="bibev", standalone_mode=False)
     except typer.Exit as exc:

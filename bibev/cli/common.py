@@ -3,6 +3,7 @@ mapping from the error tree to exit codes."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from bibev.config import ResolvedSettings, Settings, load_settings
 from bibev.errors import NotAvailableError
 
 if TYPE_CHECKING:
+    import click
+
     from bibev.storage import Storage
 
 # Results go to stdout, everything else (logs, progress, warnings, errors) to stderr.
@@ -68,3 +71,15 @@ def print_json(data: Any) -> None:
 def not_available(what: str, issue: str) -> None:
     """Commands that a later release fills in say so and exit 2; they never pretend to work."""
     raise NotAvailableError(f"`bibev {what}` is not available yet ({issue})")
+
+
+def unwrap_help(command: click.Command) -> None:
+    """Each paragraph of the help of ``command`` and of its subcommands on one line, so that
+    the terminal wraps it at its own width (docstrings are wrapped at 100 columns)."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(
+            " ".join(line.strip() for line in paragraph.splitlines()) for paragraph in paragraphs
+        )
+    for sub in getattr(command, "commands", {}).values():
+        unwrap_help(sub)

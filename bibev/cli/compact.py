@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -182,12 +181,3 @@ def _render_plan(summary: Any, json_output: bool) -> None:
         table.add_row(row["day"], row["vin"], f"{row['files']:,}", f"{row['bytes']:,}", existing)
     out.print(table)
     err.print(f"{len(rows)} partition(s); nothing was changed", highlight=False)
-
-
-def _unwrap(doc: str) -> str:
-    """The docstring as help text: each paragraph on one line, so the terminal wraps it."""
-    paragraphs = inspect.cleandoc(doc).split("\n\n")
-    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
-
-
-HELP = _unwrap(compact.__doc__ or "")

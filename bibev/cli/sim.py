@@ -81,8 +81,10 @@ def sim(
         KafkaEncoding, typer.Option(help="Record values (with --kafka).")
     ] = KafkaEncoding.protobuf,
 ) -> None:
-    """Simulate an EV fleet: raw provider messages into temp/ and the true sessions and
-    capacities into truth/ (under --root).
+    """Simulate an EV fleet: provider messages into temp/, the truth into truth/.
+
+    The raw messages go where a provider's would (temp/ under --root, or a Kafka topic with
+    --kafka); the true sessions and battery capacities go to truth/.
 
     Example: bibev --root ./bibev-data sim --vehicles 5 --days 3 --seed 1 --provider tesla
 

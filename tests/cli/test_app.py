@@ -79,6 +79,20 @@ def test_every_command_has_help_with_an_example(isolated, capsys, command):
     assert "Example" in capsys.readouterr().out
 
 
+def test_help_paragraphs_are_wrapped_by_the_terminal_not_by_the_docstring(
+    isolated, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert run(["transform", "clean", "--help"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    # The docstring breaks this paragraph after "drops" and "carried"; rendered at 80
+    # columns each line is filled up to the width instead.
+    start = next(i for i, line in enumerate(lines) if line.startswith("Maps each provider"))
+    paragraph = lines[start : lines.index("", start)]
+    assert len(paragraph) >= 3
+    assert all(len(line) > 65 for line in paragraph[:-1]), paragraph
+
+
 def test_version(isolated, capsys):
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"bibev {__version__}"
