@@ -455,6 +455,15 @@ class Storage:
                 return
             folder = os.path.dirname(folder)
 
+    def check_writable(self) -> None:
+        """``StorageError`` unless a file can be written under the root and removed again:
+        for a command that would otherwise run a while before it first writes (``stream``)."""
+        tmp = self._p(f"_tmp/{uuid.uuid4().hex}-probe")
+        with self._io("write", "_tmp/"):
+            with self._open_tmp(tmp) as fh:
+                fh.write(b"bibev")
+            self.fs.rm_file(tmp)
+
     def sweep_tmp(self, older_than: float = 86400.0) -> int:
         """Remove ``_tmp/`` files older than ``older_than`` seconds (left by crashed writers)."""
         with self._io("list", "_tmp"):

@@ -306,6 +306,26 @@ def test_sweep_tmp_removes_only_old_leftovers(storage: Storage) -> None:
     assert tmp_leftovers(storage) == []
 
 
+def test_check_writable_writes_and_removes_a_probe(storage: Storage) -> None:
+    storage.check_writable()
+    assert tmp_leftovers(storage) == []
+    assert storage.list("") == []
+
+
+def test_check_writable_fails_on_a_root_that_takes_no_write(tmp_path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError, match=r"^cannot write '_tmp/' in .*/file: "):
+        Storage(str(tmp_path / "file")).check_writable()
+
+
+@pytest.mark.s3
+def test_check_writable_fails_on_a_missing_bucket(s3_endpoint: str) -> None:
+    options = {"client_kwargs": {"endpoint_url": s3_endpoint}}
+    storage = Storage("s3://bibev-no-such-bucket/root", s3_options=options)
+    with pytest.raises(StorageError, match=r"^cannot write '_tmp/' in s3://bibev-no-such-bucket"):
+        storage.check_writable()
+
+
 # -- locks ----------------------------------------------------------------------------------
 
 

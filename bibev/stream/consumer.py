@@ -26,7 +26,7 @@ from typing import Any
 
 import stamina
 
-from bibev.errors import ConfigError, ProviderError
+from bibev.errors import ConfigError, ProviderError, StorageError
 from bibev.storage import Storage
 from bibev.stream.batch import paused_gc, read_batch
 from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
@@ -98,6 +98,11 @@ class StreamConsumer:
     def run(self) -> StreamResult:
         """Consume until stopped (signal, ``max_messages``, ``max_seconds``), then drain."""
         kafka = _kafka()
+        try:
+            self.sink.check()
+        except StorageError as exc:
+            self.sink.close()
+            raise StorageError(f"not started, nothing consumed: {exc}") from exc
         config = kafka_config(self.options)
         config.update(error_cb=self._on_error, logger=kafka_logger)
         try:

@@ -67,6 +67,13 @@ class StreamSink:
                     raise
         return len(data)
 
+    def check(self, attempts: int = 3, timeout: float = 20.0) -> None:
+        """``StorageError`` unless the root takes a write, tried ``attempts`` times within
+        ``timeout`` seconds: a wrong root fails before anything is consumed."""
+        for attempt in stamina.retry_context(on=StorageError, attempts=attempts, timeout=timeout):
+            with attempt:
+                self.storage.check_writable()
+
     def write_buffers(self, buffers: Iterable[VinBuffer]) -> Written:
         """One ``temp/{VIN}/{day}/…jsonl`` per buffer and day; returns files and bytes."""
         files = []

@@ -209,19 +209,46 @@ def test_a_storage_failure_stops_without_committing_and_nothing_is_lost(
     kafka_broker, kafka_topic, tmp_path
 ):
     sent = produce(kafka_broker, kafka_topic, fleet_records(40, vehicles=2))
-    broken = tmp_path / "not-a-directory"
-    broken.write_text("a file where the storage root should be")
+    root = tmp_path / "data"
     opts = options(kafka_broker, kafka_topic, buffer_size=5, max_messages=40)
+
+    def break_root(received: int) -> None:
+        # Once consuming has begun, a file stands where temp/ must go.
+        root.mkdir(exist_ok=True)
+        (root / "temp").write_text("a file where the temp/ folder should be")
+
     stamina.set_testing(True, attempts=2)  # stamina's own switch: no waiting between retries
     try:
-        with pytest.raises(StorageError):
-            run_stream(Storage(str(broken)), opts)
+        with pytest.raises(StorageError, match=r"cannot write 'temp/5YJ3E1EA7KF00000[01]/"):
+            run_stream(Storage(str(root)), opts, on_progress=break_root)
     finally:
         stamina.set_testing(False)
     assert committed(kafka_broker, opts.group_id, kafka_topic) == {}
 
-    run_stream(Storage(str(tmp_path / "data")), opts)  # the same group, a working root
+    (root / "temp").unlink()
+    run_stream(Storage(str(root)), opts)  # the same group, the root repaired
 
-    stored = stored_by_position(tmp_path / "data")
+    stored = stored_by_position(root)
     assert sorted(stored) == sorted((r.partition, r.offset) for r in sent)
     assert committed(kafka_broker, opts.group_id, kafka_topic) == high_watermarks(sent)
+
+
+def test_a_root_that_takes_no_write_fails_before_anything_is_consumed(
+    kafka_broker, kafka_topic, tmp_path
+):
+    sent = produce(kafka_broker, kafka_topic, fleet_records(10, vehicles=2))
+    broken = tmp_path / "not-a-directory"
+    broken.write_text("a file where the storage root should be")
+    opts = options(kafka_broker, kafka_topic, max_messages=10)
+    stamina.set_testing(True, attempts=2)
+    try:
+        with pytest.raises(StorageError, match=r"^not started, nothing consumed: cannot write"):
+            run_stream(Storage(str(broken)), opts)
+    finally:
+        stamina.set_testing(False)
+    assert broken.read_text() == "a file where the storage root should be"
+    assert committed(kafka_broker, opts.group_id, kafka_topic) == {}
+
+    result = run_stream(Storage(str(tmp_path / "data")), opts)  # the same group: from offset 0
+
+    assert result.counts.messages == len(sent)
