@@ -129,6 +129,10 @@ class StreamConsumer:
         try:
             self._loop(started)
             uncommitted = self._drain()
+        except StorageError as exc:
+            self._abort()
+            unsaved = "what was not stored is not committed (read again on restart)"
+            raise StorageError(f"stopped; {unsaved}: {exc}") from exc
         except BaseException:
             self._abort()
             raise
