@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bibev.cli.common import err, out, print_json, settings_from
 from bibev.cli.progress import progress_bar
-from bibev.errors import ConfigError, PartialFailure
+from bibev.errors import ConfigError
 
 EPILOG = (
     "Safe to run at any time and as often as you like: a crash is repaired by running again, "
@@ -137,11 +137,9 @@ def compact(
 
 
 def _raise_failures(summary: Any) -> None:
-    if summary.failures:
-        failed, total = len(summary.failures), summary.totals()["partitions"]
-        raise PartialFailure(
-            f"{failed} of {total} partition(s) failed; the others are done", summary.failures
-        )
+    from bibev.pipeline.partitions import raise_for_failures
+
+    raise_for_failures(summary.failures, summary.totals()["partitions"])
 
 
 def _render_summary(summary: Any, json_output: bool) -> None:

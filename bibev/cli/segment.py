@@ -28,7 +28,6 @@ from bibev.cli.transform import (
     day_range,
     vin_list,
 )
-from bibev.errors import PartialFailure
 
 SEGMENT_EPILOG = (
     "Safe to run at any time and as often as you like: a day is segmented from the clean files "
@@ -141,6 +140,7 @@ def all_cmd(
     """
     from bibev.db import open_database, record_run
     from bibev.pipeline.clean import run_clean
+    from bibev.pipeline.partitions import raise_for_failures
     from bibev.pipeline.segment import run_segment
     from bibev.storage import Storage
 
@@ -170,10 +170,8 @@ def all_cmd(
             else:
                 _render("bibev transform all: clean", cleaned, "clean")
                 _render("bibev transform all: segment", segmented, "segment")
-            if failures:
-                raise PartialFailure(
-                    f"{len(failures)} partition(s) failed; the others are done", failures
-                )
+            partitions = cleaned.totals()["partitions"] + segmented.totals()["partitions"]
+            raise_for_failures(failures, partitions)  # of the two stages
     finally:
         engine.dispose()
 

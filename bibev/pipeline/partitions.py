@@ -39,9 +39,8 @@ def take_day_locks(
 def raise_for_failures(failures: Sequence[tuple[str, str]], total: int) -> None:
     """``PartialFailure`` (exit 5) listing the failed partitions, if there are any."""
     if failures:
-        raise PartialFailure(
-            f"{len(failures)} of {total} partition(s) failed; the others are done", failures
-        )
+        rest = "" if len(failures) >= total else "; the others are done"
+        raise PartialFailure(f"{len(failures)} of {total} partition(s) failed{rest}", failures)
 
 
 Partition = tuple[str, date]

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from bibev.pipeline.partitions import Batch, day_batches, run_batches
+from bibev.errors import PartialFailure
+from bibev.pipeline.partitions import Batch, day_batches, raise_for_failures, run_batches
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 
@@ -56,3 +57,20 @@ def test_run_batches_isolates_a_failing_partition():
     assert results[1].error is not None
     assert "this one is broken" in results[1].error
     assert seen[-1] == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("failed", "total", "message"),
+    [
+        (1, 3, "1 of 3 partition(s) failed; the others are done"),
+        (2, 2, "2 of 2 partition(s) failed"),
+    ],
+)
+def test_failures_raise_a_partial_failure_that_counts_them(failed, total, message):
+    failures = [(f"VIN{i} 2025-03-01", "broken") for i in range(failed)]
+    with pytest.raises(PartialFailure) as caught:
+        raise_for_failures(failures, total)
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 5
+    assert caught.value.failures == failures
+    raise_for_failures([], total)  # nothing failed: nothing raised
