@@ -455,6 +455,25 @@ class Storage:
                 return
             folder = os.path.dirname(folder)
 
+    def check_root(self) -> None:
+        """``StorageError`` when the root is not there (a local directory that does not exist, an
+        S3 bucket that does not exist): a command that reads it would find nothing to do and
+        succeed, hiding a mistyped root. A memory root, or an empty prefix of a bucket, is
+        fine."""
+        if self.protocol == "memory":
+            return
+        missing = f"the storage root {self.url} does not exist"
+        if self.protocol == "file":
+            if not os.path.isdir(self._root):
+                raise StorageError(f"{missing} (no such directory)")
+            return
+        bucket, _, prefix = self._root.partition("/")
+        with self._io("list", ""):
+            try:  # one request; s3fs's exists() would call a denied or failed probe "missing"
+                self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            except FileNotFoundError:
+                raise StorageError(f"{missing} (no bucket {bucket})") from None
+
     def check_writable(self) -> None:
         """``StorageError`` unless a file can be written under the root and removed again:
         for a command that would otherwise run a while before it first writes (``stream``)."""

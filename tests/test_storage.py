@@ -572,3 +572,23 @@ def test_s3_errors_never_show_secrets(s3_endpoint: str, s3_bucket: str) -> None:
         storage.read_bytes("truth/missing")
     assert secret not in str(caught.value)
     assert secret not in repr(storage)
+
+
+def test_check_root_accepts_an_existing_root_even_when_empty(storage: Storage) -> None:
+    storage.write_bytes("truth/a", b"a")  # makes the directory (the bucket exists already)
+    storage.delete("truth/a")
+    storage.check_root()
+    Storage("memory://never-written").check_root()
+
+
+def test_check_root_refuses_a_missing_directory(tmp_path) -> None:
+    with pytest.raises(StorageError, match=r"^the storage root .*/typo does not exist \(no such"):
+        Storage(str(tmp_path / "typo")).check_root()
+
+
+@pytest.mark.s3
+def test_check_root_refuses_a_missing_bucket(s3_endpoint: str, s3_bucket: str) -> None:
+    options = {"client_kwargs": {"endpoint_url": s3_endpoint}}
+    Storage(f"s3://{s3_bucket}/no-object-here-yet", s3_options=options).check_root()
+    with pytest.raises(StorageError, match=r"^the storage root s3://bibev-typo/root does not ex"):
+        Storage("s3://bibev-typo/root", s3_options=options).check_root()

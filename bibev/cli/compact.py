@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bibev.cli.common import err, out, print_json, settings_from
 from bibev.cli.progress import progress_bar
-from bibev.errors import ConfigError
+from bibev.cli.transform import day_range
 
 EPILOG = (
     "Safe to run at any time and as often as you like: a crash is repaired by running again, "
@@ -19,26 +19,6 @@ EPILOG = (
     "midnight UTC, e.g. `15 0 * * * examples/cron/nightly-compact.sh`. "
     "Exit codes: 0 ok, 2 bad option, 4 storage, 5 some partitions failed (listed on stderr)."
 )
-
-
-def _day(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a YYYY-MM-DD day") from None
-
-
-def _day_range(
-    day: str | None, start: str | None, end: str | None
-) -> tuple[date | None, date | None]:
-    if day is not None and (start is not None or end is not None):
-        raise ConfigError("use either --date or --from/--to, not both")
-    if day is not None:
-        one = _day(day, "--date")
-        return one, one
-    return _day(start, "--from"), _day(end, "--to")
 
 
 def compact(
@@ -98,7 +78,7 @@ def compact(
     from bibev.pipeline.compact import run_compact
     from bibev.storage import Storage, validate_vin
 
-    start, end = _day_range(day, date_from, date_to)
+    start, end = day_range(day, date_from, date_to)
     wanted = None if not vins else [validate_vin(vin) for vin in vins]
     settings = settings_from(ctx, workers=workers, dask_address=dask)
     storage = Storage.from_settings(settings)

@@ -93,6 +93,17 @@ def test_help_paragraphs_are_wrapped_by_the_terminal_not_by_the_docstring(
     assert all(len(line) > 65 for line in paragraph[:-1]), paragraph
 
 
+@pytest.mark.parametrize(
+    "command", [["compact"], ["transform", "clean"], ["transform", "segment"], ["transform", "all"]]
+)
+def test_a_root_that_does_not_exist_is_a_storage_error_not_an_empty_run(isolated, capsys, command):
+    typo = isolated / "bibev-dta"
+    assert run(["--no-progress", "--root", str(typo), *command]) == 4
+    err = capsys.readouterr().err
+    assert f"error: the storage root {typo} does not exist (no such directory)" in err
+    assert not typo.exists()
+
+
 def test_version(isolated, capsys):
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"bibev {__version__}"

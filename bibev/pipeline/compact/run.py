@@ -246,6 +246,8 @@ def run_compact(
     today = _as_utc(now).date()
     days = select_days(storage.temp_days(), selection, today=today, include_today=include_today)
     partitions = [(vin, day) for day in days for vin in storage.temp_files(day, wanted)]
+    if not partitions:
+        storage.check_root()  # nothing to do, or a mistyped root: say which
     logger.info("compact: %d partition(s) over %d day(s)", len(partitions), len(days))
     if storage.protocol == "memory" and (workers != 1 or dask_address):
         logger.info("memory:// roots live in this process: compacting inline")

@@ -211,6 +211,8 @@ def run_segment(
         raise ConfigError(f"a batch holds at least one vehicle, not {batch_size}")
     started = time.monotonic()
     partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
+    if not partitions:
+        storage.check_root()  # nothing to do, or a mistyped root: say which
     days = sorted({day for _, day in partitions})
     logger.info("segment: %d partition(s) over %d day(s)", len(partitions), len(days))
     storage.sweep_tmp()  # files a killed writer left under _tmp/ more than a day ago
