@@ -14,7 +14,7 @@ from rich.table import Table
 
 from bibev.cli.common import err, out, print_json, settings_from
 from bibev.db import migrate
-from bibev.db.engine import display_url, open_database
+from bibev.db.engine import display_url, missing_file, open_database
 from bibev.db.runs import recent_runs, run_as_dict
 
 app = typer.Typer(
@@ -82,7 +82,11 @@ def current(ctx: typer.Context) -> None:
 
     Example: bibev db current
     """
-    revisions = migrate.current(_database_url(ctx))
+    url = _database_url(ctx)
+    if missing_file(url):  # connecting would create it
+        err.print(f"no database at {display_url(url)} yet: run `bibev db upgrade`")
+        return
+    revisions = migrate.current(url)
     heads = migrate.heads()
     if not revisions:
         err.print("the database is empty: run `bibev db upgrade`")
@@ -138,7 +142,7 @@ def runs(
 
     Example: bibev db runs --limit 5 --json
     """
-    engine = open_database(_database_url(ctx))
+    engine = open_database(_database_url(ctx), create=False)
     try:
         rows = [run_as_dict(run) for run in recent_runs(engine, limit)]
     finally:

@@ -79,7 +79,7 @@ def quality(
     start, end = day_range(day, date_from, date_to)
     wanted = vin_list(vins)
     settings = settings_from(ctx)
-    engine = open_database(settings.database_url.get_secret_value())
+    engine = open_database(settings.database_url.get_secret_value(), create=False)
     try:
         frame = quality_report(engine, date_from=start, date_to=end, vins=wanted)
     finally:

@@ -142,15 +142,28 @@ def has_table(engine: Engine, name: str) -> bool:
         return inspect(connection).has_table(name)
 
 
-def open_database(url: str, *, upgrade_if_empty: bool = True) -> Engine:
+def missing_file(url: str) -> bool:
+    """``url`` names a SQLite file that does not exist (connecting would create it)."""
+    parsed = parse_url(url)
+    return _is_sqlite_file(parsed) and not Path(parsed.database or "").exists()
+
+
+def open_database(url: str, *, upgrade_if_empty: bool = True, create: bool = True) -> Engine:
     """An engine on a database at the head revision.
 
     A fresh database (no ``alembic_version`` table) is upgraded to head when ``upgrade_if_empty``,
     so that commands work with zero set-up; a database behind head is refused with a
-    ``ConfigError`` that says to run ``bibev db upgrade``.
+    ``ConfigError`` that says to run ``bibev db upgrade``. A command that only reads passes
+    ``create=False``: a SQLite file that does not exist is then a ``ConfigError`` instead of a
+    new, empty database (a mistyped path would otherwise show nothing, and leave a file).
     """
     from bibev.db import migrate
 
+    if not create and missing_file(url):
+        raise ConfigError(
+            f"no bibev database at {display_url(parse_url(url))}: the first command that writes "
+            "makes it (or `bibev db upgrade`)"
+        )
     engine = make_engine(url)
     try:
         fresh = not has_table(engine, VERSION_TABLE)

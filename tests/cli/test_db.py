@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from typer.testing import CliRunner, Result
 
 from bibev.cli import db
+from bibev.cli.app import run
 from bibev.db import migrate
 from bibev.db.engine import make_engine
 from bibev.errors import StorageError
@@ -78,13 +79,38 @@ def test_runs_table_and_limit(sqlite_database_url: str) -> None:
     assert f"steps={_COUNT}" in table
 
 
-def test_runs_on_a_fresh_database_is_empty(sqlite_database_url: str) -> None:
-    result = bibev_db(sqlite_database_url, "runs", "--json")
+def touch(url: str) -> None:
+    """Make the database exist, without tables (a SQLite file is made on first connect)."""
+    engine = make_engine(url)
+    with engine.connect():
+        pass
+    engine.dispose()
+
+
+def test_runs_on_a_fresh_database_is_empty(database_url: str) -> None:
+    touch(database_url)
+    result = bibev_db(database_url, "runs", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == []
 
 
+@pytest.mark.parametrize("command", [["db", "runs"], ["report", "quality"], ["db", "current"]])
+def test_reading_a_sqlite_file_that_does_not_exist_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'bibev.db'}"
+    code = run(["--database-url", url, *command])
+    err = capsys.readouterr().err
+    if command == ["db", "current"]:
+        assert (code, err) == (0, f"no database at {url} yet: run `bibev db upgrade`\n")
+    else:
+        assert code == 2
+        assert f"error: no bibev database at {url}: the first command that writes makes it" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_current_and_heads(database_url: str) -> None:
+    touch(database_url)
     fresh = bibev_db(database_url, "current")
     assert (fresh.exit_code, fresh.stdout) == (0, "")
     assert "the database is empty: run `bibev db upgrade`" in fresh.stderr

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from bibev.db import open_database
 from bibev.storage import Storage
 from tests.cli.test_transform_clean import bibev, env, storage
 from tests.pipeline.test_clean_frame import at, day_of, msg
@@ -105,7 +106,10 @@ def test_filters(
     assert [r["day"] for r in data["records"]] == days
 
 
-def test_nothing_cleaned_yet_says_so(storage: Storage, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nothing_cleaned_yet_says_so(
+    storage: Storage, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    open_database(env["BIBEV_DATABASE_URL"]).dispose()  # as the first compact made it
     assert bibev("report", "quality") == 0
     captured = capsys.readouterr()
     assert captured.out == ""
