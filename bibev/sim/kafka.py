@@ -20,11 +20,15 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from bibev.errors import ConfigError, ProviderError
+from bibev.log_repeats import RepeatFilter
 from bibev.providers.tesla import encode_payload, payload_to_protojson
 from bibev.sim.feed import TeslaPayload, tesla_payloads
 from bibev.sim.run import SimConfig, default_start
 
 logger = logging.getLogger(__name__)
+#: The Kafka client's own lines; a failure it repeats is written once every 30 s.
+client_logger = logging.getLogger("bibev.sim.kafka.client")
+client_logger.addFilter(RepeatFilter(30.0))
 
 Encoding = Literal["protobuf", "json"]
 ENCODINGS: tuple[str, ...] = ("protobuf", "json")
@@ -104,7 +108,7 @@ def produce_payloads(
         "queue.buffering.max.messages": 200_000,
         "message.timeout.ms": 60_000,
         "acks": "all",
-        "logger": logging.getLogger("bibev.sim.kafka.client"),
+        "logger": client_logger,
         **(producer_config or {}),
     }
     try:

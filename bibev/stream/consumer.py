@@ -27,6 +27,7 @@ from typing import Any
 import stamina
 
 from bibev.errors import ConfigError, ProviderError, StorageError
+from bibev.log_repeats import RepeatFilter
 from bibev.storage import Storage
 from bibev.stream.batch import paused_gc, read_batch
 from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
@@ -36,10 +37,11 @@ from bibev.stream.sink import StreamSink, Written
 from bibev.stream.stats import StatsSnapshot, StreamCounts, stats_line
 
 logger = logging.getLogger(__name__)
-kafka_logger = logging.getLogger("bibev.stream.kafka")
-
 # Broker-side errors worth logging at most this often (the client reports them in a loop).
 ERROR_LOG_EVERY = 30.0
+
+kafka_logger = logging.getLogger("bibev.stream.kafka")
+kafka_logger.addFilter(RepeatFilter(ERROR_LOG_EVERY))
 # Batches of buffers being written while the loop goes on (each may be many files).
 MAX_WRITES_IN_FLIGHT = 4
 
