@@ -76,12 +76,14 @@ def compact(
     Example: bibev compact --date 2025-03-01 --vin 5YJ3E1EA7KF000001 --dry-run
     """
     from bibev.pipeline.compact import run_compact
+    from bibev.providers.registry import get_registry
     from bibev.storage import Storage, validate_vin
 
     start, end = day_range(day, date_from, date_to)
     wanted = None if not vins else [validate_vin(vin) for vin in vins]
     settings = settings_from(ctx, workers=workers, dask_address=dask)
     storage = Storage.from_settings(settings)
+    get_registry(settings.plugins).check_options(settings.providers)
     options: dict[str, Any] = {
         "now": datetime.now(UTC),
         "date_from": start,

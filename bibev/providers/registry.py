@@ -271,6 +271,17 @@ class Registry:
         except ValidationError as exc:
             raise ConfigError(f"invalid options for provider {name!r}: {_problems(exc)}") from None
 
+    def check_options(self, options: Mapping[str, Mapping[str, Any]]) -> None:
+        """``ConfigError`` for the first provider of the settings' ``[providers.NAME]`` tables
+        that is not installed, or whose options are invalid (see ``adapter``). A broken or
+        disabled provider's options are left alone: the work it would do fails on its own."""
+        for name, values in sorted(options.items()):
+            try:
+                if self.entry(name).status == "ok":
+                    self.adapter(name, values)
+            except ConfigError as exc:
+                raise ConfigError(f"[providers.{name}] in the settings: {exc}") from None
+
     def register(
         self, adapter_cls: type[Adapter], *, package: str | None = None, version: str | None = None
     ) -> ProviderEntry:

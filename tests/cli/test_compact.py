@@ -106,6 +106,30 @@ def test_bad_options_exit_2_with_one_line(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("providers", "message"),
+    [
+        (
+            '{"tesla": {"bogus_opt": 1}}',
+            "[providers.tesla] in the settings: invalid options for provider 'tesla': bogus_opt",
+        ),
+        ('{"nosuch": {"a": 1}}', "[providers.nosuch] in the settings: unknown provider 'nosuch'"),
+    ],
+)
+def test_provider_options_are_checked_before_anything_is_read(
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    providers: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BIBEV_PROVIDERS", providers)
+    before = storage.list("")
+    assert bibev("compact") == 2
+    assert message in capsys.readouterr().err
+    assert storage.list("") == before
+
+
 def test_a_locked_partition_exits_5_and_lists_it(
     storage: Storage, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
