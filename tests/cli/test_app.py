@@ -161,6 +161,17 @@ def test_bad_config_exits_2(isolated, capsys):
     assert "workers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["BIBEV_PROVIDERS", "BIBEV_KAFKA_CONSUMER_CONFIG"])
+def test_env_value_that_is_not_json_exits_2_naming_the_variable(
+    isolated, capsys, monkeypatch, name
+):
+    monkeypatch.setenv(name, "not json")
+    assert run(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {name} is not valid JSON" in err
+    assert "unexpected" not in err
+
+
 def test_config_show_masks_secrets_and_names_sources(isolated, capsys, monkeypatch):
     (isolated / "bibev.toml").write_text(
         'workers = 2\n[providers.tesla]\nclient_secret = "tesla-secret-1"\n'
