@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -110,6 +110,7 @@ def sim(
         format=format_name.value if format_name else None,
         mess=mess,
     )
+    _warn_about_future_days(config, today)
     if kafka:
         produce_to_kafka(
             config, kafka, topic or DEFAULT_TOPIC, (encoding or KafkaEncoding.protobuf).value
@@ -164,6 +165,19 @@ def _is_host_port(broker: str) -> bool:
     host, _, port = broker.split("://", 1)[-1].rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     return bool(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+def _warn_about_future_days(config: SimConfig, today: date) -> None:
+    """Days after today are simulated as asked, but no pipeline stage takes them yet."""
+    last = config.end - timedelta(days=1)
+    if last > today:
+        logger.warning(
+            "%d simulated day(s), up to %s, are after today (%s, UTC): `bibev compact` does not "
+            "process a day before it is over",
+            min(config.days, (last - today).days),
+            last,
+            today,
+        )
 
 
 def produce_to_kafka(config: SimConfig, bootstrap: str, topic: str, encoding: str) -> None:

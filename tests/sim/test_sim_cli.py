@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -56,8 +57,6 @@ def test_writes_temp_and_truth_and_twice_the_same(tmp_path, capsys):
 
 
 def test_start_defaults_to_complete_days_ending_yesterday(tmp_path, capsys):
-    from datetime import UTC, datetime, timedelta
-
     assert run(["--root", str(tmp_path), "sim", "--vehicles", "1", "--days", "2", "--clean"]) == 0
     today = datetime.now(UTC).date()
     capacity = pl.read_parquet(tmp_path / "truth/capacity.parquet")
@@ -133,3 +132,20 @@ def test_a_kafka_address_that_is_not_host_port_exits_2_at_once(capsys, address):
 )
 def test_kafka_addresses_of_host_and_port_are_accepted(address):
     assert check_kafka_address(address) == address
+
+
+def test_a_start_after_today_is_simulated_with_a_warning(tmp_path, capsys):
+    today = datetime.now(UTC).date()
+    start = today + timedelta(days=2)
+    argv = ["--root", str(tmp_path), "sim", "--vehicles", "1", "--clean", "--start", str(start)]
+    assert run(argv) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err
+    assert f"after today ({today}, UTC)" in err
+    assert (tmp_path / "temp").exists()
+
+
+def test_a_start_in_the_past_gives_no_warning(tmp_path, capsys):
+    argv = ["--root", str(tmp_path), "sim", "--vehicles", "1", "--clean", "--start", "2025-03-01"]
+    assert run(argv) == 0
+    assert "WARNING" not in capsys.readouterr().err
