@@ -93,6 +93,17 @@ def test_help_paragraphs_are_wrapped_by_the_terminal_not_by_the_docstring(
     assert all(len(line) > 65 for line in paragraph[:-1]), paragraph
 
 
+def test_verbose_and_quiet_show_as_flags_not_numbers(isolated, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    assert run(["--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for flag in ("--verbose", "--quiet"):
+        [line] = [line for line in lines if flag in line]
+        assert "<int>" not in line
+        assert "default: 0" not in line
+    assert any("-qq: errors only" in line for line in lines)
+
+
 def test_version(isolated, capsys):
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"bibev {__version__}"
