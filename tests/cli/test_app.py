@@ -117,6 +117,14 @@ def test_pending_commands_exit_2_and_say_so(isolated, capsys, command):
     assert captured.out == ""
 
 
+def test_report_help_names_only_the_reports_that_exist(isolated, capsys):
+    assert run(["report", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Report data quality per (VIN, day)." in text
+    assert "state of health" not in text
+    assert "fleet" not in text
+
+
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
