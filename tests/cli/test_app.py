@@ -117,6 +117,20 @@ def test_pending_commands_exit_2_and_say_so(isolated, capsys, command):
     assert captured.out == ""
 
 
+@pytest.mark.parametrize("command", sorted(PENDING))
+def test_pending_commands_say_so_first_in_their_help(isolated, capsys, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run([command, "--help"]) == 0
+    usage, summary, *_ = [
+        line.strip() for line in capsys.readouterr().out.splitlines() if line.strip()
+    ]
+    assert usage.startswith(f"Usage: bibev {command}")
+    assert summary.startswith("Not available yet.")
+    assert run(["--help"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if f" {command} " in line]
+    assert "Not available yet." in row
+
+
 def test_report_help_names_only_the_reports_that_exist(isolated, capsys):
     assert run(["report", "--help"]) == 0
     text = capsys.readouterr().out
