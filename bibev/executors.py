@@ -144,11 +144,16 @@ def _run_dask(
 
 def _check_dask_address(address: str) -> None:
     """A malformed scheduler address is a ``ConfigError`` before any connection is tried
-    (distributed itself raises a bare ``ValueError``, or waits out its timeout)."""
-    from distributed.comm.addressing import get_address_host_port
+    (distributed itself raises a bare ``ValueError``, or waits out its timeout). Schemes without
+    a host and port (``inproc://`` of an in-process cluster) are left to distributed."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
 
     try:
-        host, port = get_address_host_port(address)
+        scheme, location = parse_address(address)
+        host, port = get_backend(scheme).get_address_host_port(location)
+    except NotImplementedError:
+        return
     except ValueError as exc:  # "invalid literal for int()" when the port is not a number
         reason = "its port is not a number" if "int()" in str(exc) else str(exc)
     else:
