@@ -199,7 +199,8 @@ class _EnvSource(EnvSettingsSource):
             name = f"{ENV_PREFIX}{field_name.upper()}"
             if isinstance(exc, json.JSONDecodeError):
                 raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
-            raise ConfigError(f"{name} cannot be read: {exc}") from exc
+            # other decoders' messages may quote the value: name only the kind of error
+            raise ConfigError(f"{name} cannot be read ({type(exc).__name__})") from exc
 
 
 def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
