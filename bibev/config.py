@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from bibev.errors import ConfigError
 
@@ -178,10 +186,31 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return dict(data.get("bibev", data))
 
 
+class _EnvSource(EnvSettingsSource):
+    """The ``BIBEV_*`` variables; a value that cannot be decoded is a ``ConfigError`` naming
+    its variable (never its value, which may be a credential)."""
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as exc:
+            name = f"{ENV_PREFIX}{field_name.upper()}"
+            if isinstance(exc, json.JSONDecodeError):
+                raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
+            # other decoders' messages may quote the value: name only the kind of error
+            raise ConfigError(f"{name} cannot be read ({type(exc).__name__})") from exc
+
+
 def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX, case_sensitive=False)
+    source = _EnvSource(Settings, env_prefix=ENV_PREFIX, case_sensitive=False)
     source.env_vars = {key.lower(): value for key, value in environ.items()}
-    return {key: value for key, value in source().items() if key in Settings.model_fields}
+    try:
+        values = source()
+    except SettingsError as exc:
+        raise ConfigError(f"cannot read the {ENV_PREFIX}* variables: {exc}") from exc
+    return {key: value for key, value in values.items() if key in Settings.model_fields}
 
 
 def _describe(error: Any, sources: Mapping[str, str]) -> str:

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 P = TypeVar("P", bound=Hashable)
 OnProgress = Callable[[int, int], None]
 
+# How long a Dask client tries to reach its scheduler before the run gives up.
+DASK_CONNECT_TIMEOUT = "10s"
+
 
 @dataclass(frozen=True)
 class PartitionResult(Generic[P]):
@@ -119,8 +122,9 @@ def _run_dask(
         from distributed import as_completed as dask_completed
     except ImportError as exc:
         raise ConfigError("--dask needs the dask extra: pip install 'bibev[dask]'") from exc
+    check_dask_address(address)
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT)
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     results: list[PartitionResult[P]] = []
@@ -136,3 +140,24 @@ def _run_dask(
                 )
             progress(len(results), len(partitions))
     return results
+
+
+def check_dask_address(address: str) -> None:
+    """A malformed scheduler address is a ``ConfigError`` before any connection is tried
+    (distributed itself raises a bare ``ValueError``, or waits out its timeout). Schemes without
+    a host and port (``inproc://`` of an in-process cluster) are left to distributed."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = get_backend(scheme).get_address_host_port(location)
+    except NotImplementedError:
+        return
+    except ValueError as exc:  # "invalid literal for int()" when the port is not a number
+        reason = "its port is not a number" if "int()" in str(exc) else str(exc)
+    else:
+        if host and 1 <= port <= 65535:
+            return
+        reason = "it needs a host and a port between 1 and 65535"
+    raise ConfigError(f"{address!r} is not a Dask scheduler address ([tcp://]HOST:PORT): {reason}")

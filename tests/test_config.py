@@ -132,3 +132,10 @@ def test_kafka_secret_names(name, secret):
 def test_stream_buffer_size_below_one_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="stream_buffer_size"):
         load_settings({}, environ={"BIBEV_STREAM_BUFFER_SIZE": "0"})
+
+
+@pytest.mark.parametrize("name", ["BIBEV_PROVIDERS", "BIBEV_KAFKA_CONSUMER_CONFIG"])
+def test_env_value_that_is_not_json_is_a_config_error_naming_the_variable(name):
+    with pytest.raises(ConfigError, match=f"^{name} is not valid JSON: ") as info:
+        load_settings({}, environ={name: "not json pw-4242"})
+    assert "pw-4242" not in str(info.value)

@@ -4,8 +4,9 @@ import warnings
 
 import pytest
 
+from bibev import executors
 from bibev.cli.logs import SecretFilter
-from bibev.errors import StorageError
+from bibev.errors import ConfigError, StorageError
 from bibev.executors import PartitionResult, default_workers, run_partitions
 
 
@@ -118,3 +119,28 @@ def test_dask_cluster_gives_the_same_results(dask_address):
         PartitionResult(1, 1),
         PartitionResult(4, error="unexpected ValueError: bug on 4"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("notanaddress", "missing port number"),
+        ("tcp://scheduler", "missing port number"),
+        ("scheduler:notaport", "its port is not a number"),
+        ("foo://scheduler:8786", "unknown address scheme 'foo'"),
+        ("tcp://:8786", "a host and a port between 1 and 65535"),
+        ("scheduler:99999", "a host and a port between 1 and 65535"),
+    ],
+)
+def test_a_malformed_dask_address_is_a_config_error(address, reason):
+    pytest.importorskip("distributed")
+    with pytest.raises(ConfigError, match="is not a Dask scheduler address") as info:
+        run_partitions(square_or_fail, [1, 2], dask_address=address)
+    assert reason in str(info.value)
+
+
+def test_an_unreachable_dask_scheduler_is_a_config_error(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at "):
+        run_partitions(square_or_fail, [1, 2], dask_address="tcp://127.0.0.1:1")

@@ -70,8 +70,28 @@ def main_options(
     config: Annotated[
         Path | None, typer.Option(help="Settings file (default: $BIBEV_CONFIG or ./bibev.toml).")
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
-    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Fewer logs.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            show_default=False,
+            help="More logs (-v: debug lines).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        int,
+        typer.Option(
+            "--quiet",
+            "-q",
+            count=True,
+            metavar="",
+            show_default=False,
+            help="Fewer logs (-q: warnings and errors, -qq: errors only).",
+        ),
+    ] = 0,
     log_format: Annotated[
         LogFormat | None, typer.Option(case_sensitive=False, help="Log lines: text or json.")
     ] = None,

@@ -52,8 +52,14 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     cli = state(ctx)
     extra = {k: v for k, v in overrides.items() if v is not None}
     if extra:
-        return load_settings({**cli.flags, **extra}, config_path=cli.config_path).settings
-    return cli.resolved().settings
+        settings = load_settings({**cli.flags, **extra}, config_path=cli.config_path).settings
+    else:
+        settings = cli.resolved().settings
+    if "dask_address" in overrides and settings.dask_address:
+        from bibev.executors import check_dask_address
+
+        check_dask_address(settings.dask_address)  # before the command looks at anything
+    return settings
 
 
 def storage_from(ctx: typer.Context) -> Storage:

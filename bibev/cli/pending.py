@@ -26,6 +26,6 @@ def register(app: typer.Typer) -> None:
     for name, (summary, example) in PENDING.items():
         app.command(
             name,
-            help=f"{summary}\n\nExample: {example}",
+            help=f"Not available yet. {summary}\n\nExample (once available): {example}",
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         )(_pending_command(name))

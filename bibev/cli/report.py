@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="report",
-    help="Report data quality, state of health and fleet figures.\n\n"
+    help="Report data quality per (VIN, day).\n\n"
     "Example: bibev report quality --from 2025-03-01 --to 2025-03-07 --format csv",
     no_args_is_help=True,
 )
@@ -51,7 +51,7 @@ _TABLE_COLUMNS = (
 
 @app.callback()
 def report_group() -> None:
-    """Report data quality, state of health and fleet figures."""
+    """Report data quality per (VIN, day)."""
 
 
 @app.command("quality")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -23,6 +23,10 @@ Provider = StrEnum("Provider", {p.replace("-", "_"): p for p in PROVIDERS})  # t
 Format = StrEnum(  # type: ignore[misc]
     "Format", {n.replace("-", "_"): n for n in sorted({name for _, name in FORMATS})}
 )
+
+
+# bibev.sim.kafka.DEFAULT_TOPIC, which is not imported here: it loads the Tesla protobuf code.
+DEFAULT_TOPIC = "tesla_V"
 
 
 class KafkaEncoding(StrEnum):
@@ -76,10 +80,13 @@ def sim(
             help="Produce Tesla Fleet Telemetry records to this Kafka broker instead of temp/.",
         ),
     ] = None,
-    topic: Annotated[str, typer.Option(help="Kafka topic (with --kafka).")] = "tesla_V",
+    topic: Annotated[
+        str | None, typer.Option(help="Kafka topic (with --kafka).", show_default=DEFAULT_TOPIC)
+    ] = None,
     encoding: Annotated[
-        KafkaEncoding, typer.Option(help="Record values (with --kafka).")
-    ] = KafkaEncoding.protobuf,
+        KafkaEncoding | None,
+        typer.Option(help="Record values (with --kafka).", show_default="protobuf"),
+    ] = None,
 ) -> None:
     """Simulate an EV fleet: provider messages into temp/, the truth into truth/.
 
@@ -90,8 +97,10 @@ def sim(
 
     Example: bibev sim --vehicles 20 --kafka 127.0.0.1:9092 --topic tesla_V --encoding json
     """
+    _check_kafka_options(kafka, topic=topic, encoding=encoding)
     n_days = days or 1
-    first = start.date() if start else default_start(n_days, datetime.now(UTC).date())
+    today = datetime.now(UTC).date()
+    first = start.date() if start else default_start(n_days, today)
     config = SimConfig(
         start=first,
         vehicles=vehicles or 10,
@@ -101,8 +110,11 @@ def sim(
         format=format_name.value if format_name else None,
         mess=mess,
     )
+    _warn_about_future_days(config, today)
     if kafka:
-        produce_to_kafka(config, kafka, topic, encoding.value)
+        produce_to_kafka(
+            config, kafka, topic or DEFAULT_TOPIC, (encoding or KafkaEncoding.protobuf).value
+        )
         return
     storage = storage_from(ctx)
     settings = settings_from(ctx)
@@ -122,6 +134,50 @@ def sim(
         workers = settings.workers or 1
         summary = simulate_fleet(config, storage, on_progress=on_progress, workers=workers)
     out.print(summary_table(summary, storage.url))
+
+
+def _check_kafka_options(
+    kafka: str | None, *, topic: str | None, encoding: KafkaEncoding | None
+) -> None:
+    """Kafka options the user set are used, or refused: never silently ignored."""
+    if kafka is not None:
+        check_kafka_address(kafka)
+        return
+    for flag, value in (("--topic", topic), ("--encoding", encoding)):
+        if value is not None:
+            raise ConfigError(f"{flag} needs --kafka (without it sim writes to temp/)")
+
+
+def check_kafka_address(value: str) -> str:
+    """``value`` if it is HOST:PORT[,HOST:PORT…] with ports 1 to 65535 (an optional
+    ``PROTOCOL://`` and IPv6 hosts in brackets allowed); a ``ConfigError`` otherwise, rather
+    than a producer that retries an address it can never reach."""
+    for broker in value.split(","):
+        if not _is_host_port(broker.strip()):
+            raise ConfigError(
+                f"--kafka needs HOST:PORT[,HOST:PORT…] with ports 1 to 65535, not {broker!r}"
+            )
+    return value
+
+
+def _is_host_port(broker: str) -> bool:
+    """``[PROTOCOL://]HOST:PORT``, an IPv6 host in brackets."""
+    host, _, port = broker.split("://", 1)[-1].rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    return bool(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+def _warn_about_future_days(config: SimConfig, today: date) -> None:
+    """Days after today are simulated as asked, but no pipeline stage takes them yet."""
+    last = config.end - timedelta(days=1)
+    if last > today:
+        logger.warning(
+            "%d simulated day(s), up to %s, are after today (%s, UTC): `bibev compact` does not "
+            "process a day before it is over",
+            min(config.days, (last - today).days),
+            last,
+            today,
+        )
 
 
 def produce_to_kafka(config: SimConfig, bootstrap: str, topic: str, encoding: str) -> None:

@@ -186,6 +186,15 @@ def _next_rev_id(script_location: Path | None) -> str | None:
     return None
 
 
+def _check_script_location(folder: Path, autogenerate: bool) -> None:
+    """A folder without the files Alembic needs to write a revision is a ``ConfigError`` naming
+    the first one missing (Alembic itself fails with a bare ``FileNotFoundError``)."""
+    needed = ("script.py.mako", "env.py") if autogenerate else ("script.py.mako",)
+    for name in needed:
+        if not (folder / name).is_file():
+            raise ConfigError(f"{folder} is not an Alembic migrations folder (no {name})")
+
+
 def revision(
     database: Database | None,
     message: str,
@@ -198,6 +207,8 @@ def revision(
     With ``autogenerate`` the file holds the difference between the models and the database
     (which must be at head); a ``ConfigError`` says so when there is no difference.
     """
+    if script_location is not None:
+        _check_script_location(script_location, autogenerate)
     rev_id = _next_rev_id(script_location)
     with _alembic_errors():
         if not autogenerate:

@@ -104,6 +104,17 @@ def test_a_root_that_does_not_exist_is_a_storage_error_not_an_empty_run(isolated
     assert not typo.exists()
 
 
+def test_verbose_and_quiet_show_as_flags_not_numbers(isolated, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    assert run(["--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for flag in ("--verbose", "--quiet"):
+        [line] = [line for line in lines if flag in line]
+        assert "<int>" not in line
+        assert "default: 0" not in line
+    assert any("-qq: errors only" in line for line in lines)
+
+
 def test_version(isolated, capsys):
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"bibev {__version__}"
@@ -115,6 +126,28 @@ def test_pending_commands_exit_2_and_say_so(isolated, capsys, command):
     captured = capsys.readouterr()
     assert "not available yet" in captured.err
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("command", sorted(PENDING))
+def test_pending_commands_say_so_first_in_their_help(isolated, capsys, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run([command, "--help"]) == 0
+    usage, summary, *_ = [
+        line.strip() for line in capsys.readouterr().out.splitlines() if line.strip()
+    ]
+    assert usage.startswith(f"Usage: bibev {command}")
+    assert summary.startswith("Not available yet.")
+    assert run(["--help"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if f" {command} " in line]
+    assert "Not available yet." in row
+
+
+def test_report_help_names_only_the_reports_that_exist(isolated, capsys):
+    assert run(["report", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "Report data quality per (VIN, day)." in text
+    assert "state of health" not in text
+    assert "fleet" not in text
 
 
 @pytest.mark.parametrize(
@@ -170,6 +203,17 @@ def test_bad_config_exits_2(isolated, capsys):
     (isolated / "bibev.toml").write_text("workers = -1\n")
     assert run(["config", "show"]) == 2
     assert "workers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["BIBEV_PROVIDERS", "BIBEV_KAFKA_CONSUMER_CONFIG"])
+def test_env_value_that_is_not_json_exits_2_naming_the_variable(
+    isolated, capsys, monkeypatch, name
+):
+    monkeypatch.setenv(name, "not json")
+    assert run(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {name} is not valid JSON" in err
+    assert "unexpected" not in err
 
 
 def test_config_show_masks_secrets_and_names_sources(isolated, capsys, monkeypatch):

@@ -97,6 +97,7 @@ def test_dry_run_lists_and_changes_nothing(
         (["--date", "2025-03-01", "--from", "2025-03-01"], "either --date or --from/--to"),
         (["--from", "2025-03-05", "--to", "2025-03-01"], "after --to"),
         (["--date", str(TODAY)], "--include-today"),
+        (["--dask", "notanaddress"], "'notanaddress' is not a Dask scheduler address"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(

@@ -147,6 +147,29 @@ def test_revision_into_a_copy_of_the_migrations(tmp_path: Path, sqlite_database_
     assert sorted(p.name for p in (migrate.migrations_dir() / "versions").glob("*.py")) == shipped
 
 
+@pytest.mark.parametrize(
+    ("copied", "flags", "missing"),
+    [((), (), "script.py.mako"), (("script.py.mako",), ("--autogenerate",), "env.py")],
+)
+def test_revision_into_a_folder_alembic_cannot_use_exits_2(
+    tmp_path: Path,
+    sqlite_database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    copied: tuple[str, ...],
+    flags: tuple[str, ...],
+    missing: str,
+) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in copied:
+        shutil.copy(migrate.migrations_dir() / name, folder)
+    args = ["--database-url", sqlite_database_url, "db", "revision", "-m", "x", *flags]
+    assert run([*args, "--migrations-dir", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {folder} is not an Alembic migrations folder (no {missing})" in err
+    assert sorted(p.name for p in folder.iterdir()) == sorted(copied)
+
+
 def test_each_command_has_an_example() -> None:
     for name in ("upgrade", "downgrade", "current", "heads", "revision", "runs"):
         result = runner.invoke(db.app, [name, "--help"])

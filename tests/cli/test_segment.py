@@ -97,6 +97,7 @@ def test_the_table_is_printed_by_default(
         (("--date", "2025-03-03", "--from", "2025-03-01"), "either --date or --from/--to"),
         (("--vin", "not-a-vin"), "invalid VIN"),
         (("--batch-size", "0"), "--batch-size"),
+        (("--dask", "notanaddress"), "'notanaddress' is not a Dask scheduler address"),
     ],
 )
 def test_bad_options_exit_2(

@@ -128,6 +128,7 @@ def test_days_and_vehicles_can_be_chosen(
         (("--date", "yesterday"), "'yesterday' is not a YYYY-MM-DD day"),
         (("--vin", "NOT-A-VIN"), "invalid VIN"),
         (("--batch-size", "0"), "--batch-size"),
+        (("--dask", "notanaddress"), "'notanaddress' is not a Dask scheduler address"),
     ],
 )
 def test_bad_options_exit_2(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from bibev.cli.app import run
+from bibev.cli.sim import check_kafka_address
 from bibev.storage import validate_vin
 
 
@@ -55,8 +57,6 @@ def test_writes_temp_and_truth_and_twice_the_same(tmp_path, capsys):
 
 
 def test_start_defaults_to_complete_days_ending_yesterday(tmp_path, capsys):
-    from datetime import UTC, datetime, timedelta
-
     assert run(["--root", str(tmp_path), "sim", "--vehicles", "1", "--days", "2", "--clean"]) == 0
     today = datetime.now(UTC).date()
     capacity = pl.read_parquet(tmp_path / "truth/capacity.parquet")
@@ -106,3 +106,46 @@ def test_a_format_of_another_provider_is_a_usage_error(tmp_path, capsys):
     assert run(argv) == 2
     assert "cardata-stream" in capsys.readouterr().err
     assert not (tmp_path / "temp").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--topic", "tesla_V"], "--topic"), (["--encoding", "json"], "--encoding")],
+)
+def test_kafka_options_without_kafka_are_a_usage_error(tmp_path, capsys, argv, message):
+    assert run(["--root", str(tmp_path), "sim", "--vehicles", "1", *argv]) == 2
+    assert f"error: {message} needs --kafka" in capsys.readouterr().err
+    assert not (tmp_path / "temp").exists()
+
+
+@pytest.mark.parametrize(
+    "address", ["notaport", "broker:", "broker:x", "broker:0", "broker:65536", "a:9092,b", ":9092"]
+)
+def test_a_kafka_address_that_is_not_host_port_exits_2_at_once(capsys, address):
+    assert run(["sim", "--vehicles", "1", "--kafka", address]) == 2
+    err = capsys.readouterr().err
+    assert "error: --kafka needs HOST:PORT" in err
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1:9092", "a:9092,b:9093", "[::1]:9092", "PLAINTEXT://kafka:9092"]
+)
+def test_kafka_addresses_of_host_and_port_are_accepted(address):
+    assert check_kafka_address(address) == address
+
+
+def test_a_start_after_today_is_simulated_with_a_warning(tmp_path, capsys):
+    today = datetime.now(UTC).date()
+    start = today + timedelta(days=2)
+    argv = ["--root", str(tmp_path), "sim", "--vehicles", "1", "--clean", "--start", str(start)]
+    assert run(argv) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err
+    assert f"after today ({today}, UTC)" in err
+    assert (tmp_path / "temp").exists()
+
+
+def test_a_start_in_the_past_gives_no_warning(tmp_path, capsys):
+    argv = ["--root", str(tmp_path), "sim", "--vehicles", "1", "--clean", "--start", "2025-03-01"]
+    assert run(argv) == 0
+    assert "WARNING" not in capsys.readouterr().err
