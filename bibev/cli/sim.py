@@ -13,6 +13,7 @@ from rich.table import Table
 from bibev.cli.common import out, print_json, settings_from, storage_from
 from bibev.cli.progress import progress_bar
 from bibev.errors import ConfigError
+from bibev.kafka_address import broker_problem
 from bibev.sim import SimConfig, SimSummary, default_start, simulate_fleet
 from bibev.sim.fleet import PROVIDERS
 from bibev.sim.wire import FORMATS
@@ -149,22 +150,12 @@ def _check_kafka_options(
 
 
 def check_kafka_address(value: str) -> str:
-    """``value`` if it is HOST:PORT[,HOST:PORT…] with ports 1 to 65535 (an optional
-    ``PROTOCOL://`` and IPv6 hosts in brackets allowed); a ``ConfigError`` otherwise, rather
-    than a producer that retries an address it can never reach."""
-    for broker in value.split(","):
-        if not _is_host_port(broker.strip()):
-            raise ConfigError(
-                f"--kafka needs HOST:PORT[,HOST:PORT…] with ports 1 to 65535, not {broker!r}"
-            )
+    """``value`` if it is HOST:PORT[,HOST:PORT…] (``bibev.kafka_address``); a ``ConfigError``
+    otherwise, rather than a producer that retries an address it can never reach."""
+    problem = broker_problem(value)
+    if problem:
+        raise ConfigError(f"--kafka {problem}")
     return value
-
-
-def _is_host_port(broker: str) -> bool:
-    """``[PROTOCOL://]HOST:PORT``, an IPv6 host in brackets."""
-    host, _, port = broker.split("://", 1)[-1].rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    return bool(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
 
 
 def _warn_about_future_days(config: SimConfig, today: date) -> None:

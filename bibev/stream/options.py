@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from bibev.config import kafka_settings
 from bibev.errors import ConfigError
+from bibev.kafka_address import broker_problem
 
 # Settings that would break the commit protocol: bibev stores offsets and commits itself.
 PROTECTED_CONFIG = {
@@ -43,6 +44,14 @@ class StreamOptions(BaseModel):
     commit_interval: float = Field(1.0, ge=0, description="at most one commit this often")
     write_workers: int = Field(4, ge=1, description="files written at once")
     poll_timeout: float = Field(0.5, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_brokers(cls, value: str) -> str:
+        problem = broker_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("topics", mode="before")
     @classmethod

@@ -22,6 +22,11 @@ def test_defaults_follow_the_original_consumer():
         ({"max_messages": 0}, "--max-messages"),
         ({"consumer_config": {"enable.auto.commit": "true"}}, "bibev commits offsets itself"),
         ({"unknown": 1}, "unknown"),
+        (
+            {"bootstrap_servers": "kafka1:9092,kafka2"},
+            "--bootstrap-servers: Value error, needs HOST:PORT.*not 'kafka2'",
+        ),
+        ({"bootstrap_servers": "kafka:0"}, "with ports 1 to 65535, not 'kafka:0'"),
     ],
 )
 def test_bad_options_are_config_errors(values, problem):
