@@ -36,15 +36,6 @@ COMMANDS = [
 
 
 @pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """Run in an empty directory with no BIBEV_* variables from the caller's shell."""
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in list(__import__("os").environ) if n.startswith("BIBEV_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
-
-
-@pytest.fixture
 def raising_command():
     """Register a real command that raises what the test asks for, then remove it."""
     created = []

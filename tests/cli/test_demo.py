@@ -4,7 +4,6 @@ database, starting over on its own directory and refusing anyone else's."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -16,14 +15,6 @@ from bibev.db.segments import load_segments
 from bibev.pipeline.accuracy import score_sessions
 from bibev.pipeline.feature_errors import feature_errors
 from bibev.storage import Storage
-
-
-@pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("BIBEV_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
 
 
 def demo(capsys: pytest.CaptureFixture[str], root: Path) -> dict:

@@ -5,8 +5,6 @@ byte for byte, and report the same, as on a local root; running them again chang
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +15,6 @@ pytestmark = [pytest.mark.s3, pytest.mark.timeout(300)]
 
 SIM = ["sim", "--vehicles", "3", "--days", "2", "--start", "2025-03-01", "--seed", "5"]
 LAYERS = ("compressed", "clean", "segments", "quarantine")
-
-
-@pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("BIBEV_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
 
 
 def pipeline(capsys: pytest.CaptureFixture[str], *base: str) -> dict[str, Any]:
