@@ -70,6 +70,13 @@ def test_invalid_toml_and_unknown_key(tmp_path):
         load_settings({}, config_path=write_toml(tmp_path, 'roots = "x"'), environ={})
 
 
+def test_a_settings_file_that_is_not_utf8_text_is_a_config_error(tmp_path):
+    path = tmp_path / "bibev.toml"
+    path.write_bytes(b"\xff\xfe root = 'x'")
+    with pytest.raises(ConfigError, match=r"bibev.toml is not valid TOML: not UTF-8 text"):
+        load_settings({}, config_path=path, environ={})
+
+
 def test_invalid_value_names_its_source_and_not_its_value():
     with pytest.raises(ConfigError) as info:
         load_settings({}, environ={"BIBEV_WORKERS": "zero-secret-ish"})
