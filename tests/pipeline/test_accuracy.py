@@ -177,17 +177,14 @@ def whole_series(clean: pl.DataFrame) -> pl.DataFrame:
 
 
 def differences(by_day: pl.DataFrame, whole: pl.DataFrame, first: date, days: int) -> int:
-    """Charges and drives that the day partitions cut differently from the whole series
+    """Sessions (idle ones too) that the day partitions cut differently from the whole series
     (away from the first and last day, where both lack context in the same way)."""
     lo = datetime.combine(first + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     hi = datetime.combine(first + timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
 
     def keyed(frame: pl.DataFrame) -> pl.DataFrame:
         inside = pl.col("start").is_between(lo, hi, closed="left")
-        active = pl.col("kind").cast(pl.String) != "idle"
-        return frame.filter(inside & active).select(
-            "vin", pl.col("kind").cast(pl.String), "start", "end"
-        )
+        return frame.filter(inside).select("vin", pl.col("kind").cast(pl.String), "start", "end")
 
     return keyed(by_day).join(keyed(whole), on=["vin", "kind", "start", "end"], how="anti").height
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -145,3 +146,67 @@ def test_a_batch_holds_at_least_one_vehicle(storage: Storage) -> None:
     with pytest.raises(ConfigError, match="at least one vehicle"):
         run_segment(storage, workers=1, batch_size=0)
     assert not storage.exists(storage.day_key("segments", DAY1, VIN))
+
+
+def parked_for_days(vin: str = VIN) -> pl.DataFrame:
+    """A drive on 3 March, then parked till 7 March (awake a few minutes twice a day, not at
+    all on 5 March), then a drive: one idle session of four days."""
+    series = Series(t=datetime(2025, 3, 3, 7, 0, tzinfo=UTC), vin=vin, soc=60.0)
+    series.park(5).drive(20).park(5)
+    for day, hour in [(3, 19), (4, 9), (4, 21), (6, 10), (6, 22), (7, 8)]:
+        wake = datetime(2025, 3, day, hour, 0, tzinfo=UTC)
+        series.silent((wake - series.t).total_seconds() / 60).park(5)
+    return series.drive(20).park(5).frame()
+
+
+PARKED_DAYS = [DAY1 + timedelta(days=n) for n in range(5)]
+
+
+def written_sessions(storage: Storage, vin: str = VIN) -> list[tuple[str, datetime, datetime]]:
+    frames = [storage.read_parquet(key) for key in storage.list("segments")]
+    sessions = pl.concat(frames).filter(pl.col("vin") == vin).sort("start")
+    return list(sessions.select(pl.col("kind").cast(pl.String), "start", "end").iter_rows())
+
+
+def whole_series_sessions(frame: pl.DataFrame) -> list[tuple[str, datetime, datetime]]:
+    from bibev.pipeline.segment import segment_series
+
+    sessions = segment_series(frame.lazy()).collect().sort("start")
+    return list(sessions.select(pl.col("kind").cast(pl.String), "start", "end").iter_rows())
+
+
+def test_an_idle_of_several_days_is_one_session_with_no_hole(
+    storage: Storage, engine: Engine
+) -> None:
+    frame = parked_for_days()
+    days = sorted(set(frame["ts"].dt.date().to_list()))
+    assert days == [d for d in PARKED_DAYS if d != date(2025, 3, 5)]
+    put_clean(storage, frame, days)
+
+    run_segment(storage, engine, workers=1)
+
+    sessions = written_sessions(storage)
+    assert sessions == whole_series_sessions(frame)
+    assert [kind for kind, *_ in sessions] == ["idle", "driving", "idle", "driving", "idle"]
+    idle = sessions[2]
+    assert idle[2] - idle[1] > timedelta(days=4)
+    for (_, _, end), (_, start, _) in itertools.pairwise(sessions):
+        assert end == start  # they tile the timeline
+
+
+def test_night_after_night_an_idle_of_several_days_ends_as_if_run_at_once(
+    storage: Storage, engine: Engine, tmp_path: Path
+) -> None:
+    frame = parked_for_days()
+    days = sorted(set(frame["ts"].dt.date().to_list()))
+    for day in days:  # tonight's run sees the days up to yesterday
+        put_clean(storage, frame, [day])
+        run_segment(storage, engine, workers=1, date_from=day)
+
+    at_once = Storage(str(tmp_path / "at-once"))
+    put_clean(at_once, frame, days)
+    run_segment(at_once, workers=1)
+    assert written_sessions(storage) == written_sessions(at_once)
+    assert [(r["kind"], r["start"], r["end"]) for r in load_segments(engine)] == [
+        (kind, start, end) for kind, start, end in written_sessions(at_once)
+    ]

@@ -85,6 +85,16 @@ def read_windows(
     return rows.filter(mine).drop(_PATH), {vin: rows_in.get(vin, 0) for vin in vins}
 
 
+def read_day(storage: Storage, vins: Sequence[str], day: date) -> pl.DataFrame | None:
+    """The clean rows (``INPUT_COLUMNS``) of those ``vins`` that have a file on ``day``, or
+    ``None`` when none has."""
+    present = storage.day_keys("clean", day)
+    keys = [present[vin] for vin in vins if vin in present]
+    if not keys:
+        return None
+    return _read_one_by_one(storage, keys).drop(_PATH)
+
+
 def _scan_together(storage: Storage, keys: list[str]) -> pl.DataFrame:
     scan = pl.scan_parquet(
         [storage.uri(key) for key in keys],

@@ -2,8 +2,9 @@
 
 A partition reads the clean files of its day and of the days before and after it, cuts the
 sessions that start on its day (``segment_day``) and writes ``segments/YYYY/MM/DD/{VIN}.parquet``
-(only when its bytes change). The output depends on those three clean files only, so days can
-be segmented in any order, in parallel, and again, with the same result.
+(only when its bytes change). A session at an edge of those three days is followed into the
+files beyond (``_follow_open_sessions``). The output depends on the clean files only, so days
+can be segmented in any order, in parallel, and again, with the same result.
 
 The partitions run in day batches (``bibev.pipeline.partitions.run_batches``): the VINs of a
 batch are read and segmented in one query (``segment_batch``), which costs little more than one
@@ -11,9 +12,9 @@ vehicle (a small partition costs mostly query planning); a batch that fails is r
 partition at a time, so a bad partition fails alone. The files are the same for any batch size.
 
 A session still open at the end of the data (``open_end``: the next day was not there yet) is
-completed when the next day is segmented: selecting a day also selects the day before it when
-that day's last session is open, so running tonight's day repairs yesterday's last session
-instead of cutting or duplicating it.
+completed when a later day is segmented: selecting a day also selects the day that left its
+last session open (``_open_owner``: the day before, or an earlier one when that session covers
+the days between), so running tonight's day completes it instead of cutting or duplicating it.
 
 The ``segments`` table is updated in this process after the partitions ran, one (VIN, day) per
 transaction (delete, then insert). While a run works on a day it holds the lock
@@ -38,7 +39,7 @@ from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.pipeline.segment.day import segment_day
-from bibev.pipeline.segment.files import encode, read_windows, write_segments
+from bibev.pipeline.segment.files import encode, read_day, read_windows, write_segments
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
 from bibev.storage import Storage, validate_vin
 
@@ -51,6 +52,9 @@ Partition = tuple[str, date]
 
 #: VINs of a day segmented in one query (see ``run_segment``).
 DEFAULT_BATCH_SIZE = 100
+#: How many days after its window a session still running at the window's end is followed
+#: (``_follow_open_sessions``); one running longer is cut there, flagged ``open_end``.
+MAX_FOLLOW_DAYS = 31
 
 
 def lock_name(day: date) -> str:
@@ -104,18 +108,83 @@ def _segment_day_batch(job: SegmentJob, day: date, vins: list[str]) -> list[Segm
     storage = job.storage
     rows, rows_in = read_windows(storage, vins, day, job.lookaround_days)
     sessions = segment_day(rows.lazy(), day, job.params).collect()
+    sessions = _follow_open_sessions(job, day, rows, sessions)
     by_vin = sessions.partition_by("vin", as_dict=True, maintain_order=True)
     frames = {vin: by_vin.get((vin,), sessions.clear()) for vin in vins}
     stored = write_segments(storage, day, frames)
     return [SegmentResult(vin, day, rows_in[vin], frames[vin], *stored[vin]) for vin in vins]
 
 
-def _open_at_end(storage: Storage, vin: str, day: date) -> bool:
-    key = storage.day_key("segments", day, vin)
-    if not storage.exists(key):
-        return False
-    frame = storage.read_parquet(key, columns=["end", "open_end"])
-    return frame.height > 0 and bool(frame.sort("end")["open_end"][-1])
+def _open_edges(sessions: pl.DataFrame) -> tuple[set[str], set[str]]:
+    """The VINs whose first session of the day starts with the rows read (``open_start``) and
+    those whose last one runs to their end (``open_end``)."""
+    edges = sessions.group_by("vin").agg(pl.col("open_start").first(), pl.col("open_end").last())
+    return set(edges.filter("open_start")["vin"]), set(edges.filter("open_end")["vin"])
+
+
+def _follow_open_sessions(
+    job: SegmentJob, day: date, rows: pl.DataFrame, sessions: pl.DataFrame
+) -> pl.DataFrame:
+    """``sessions`` with the sessions at the edges of each VIN's rows followed to their ends.
+
+    A session of ``day`` that runs to the end of the rows read (an idle through days of
+    parking, a charge longer than the day after) is followed into the later clean files of
+    its vehicle; one that starts with the rows read (the days before have no rows) is followed
+    into the earlier ones, where it may turn out to have started before ``day``, which then
+    leaves it to its own day. Files are read a day at a time, skipping days without rows, up
+    to ``MAX_FOLLOW_DAYS`` days beyond the window; a session longer than that stays cut,
+    flagged. Only the vehicles followed are segmented again: the others' sessions do not depend
+    on rows further away. So every session is whole in the day it starts on, and the days it
+    covers have no hole."""
+    backward, forward = _open_edges(sessions)
+    if not backward and not forward:
+        return sessions
+    known = job.storage.days("clean")
+    first, last = (known[0], known[-1]) if known else (day, day)
+    before = day - timedelta(days=job.lookaround_days)
+    after = day + timedelta(days=job.lookaround_days)
+    followed: dict[str, pl.DataFrame] = {}
+    for _ in range(MAX_FOLLOW_DAYS):
+        backward = {vin for vin in backward if before > first}
+        forward = {vin for vin in forward if after < last}
+        if not backward and not forward:
+            break
+        before, after = before - timedelta(days=1), after + timedelta(days=1)
+        found = [read_day(job.storage, sorted(backward), before)] if backward else []
+        found += [read_day(job.storage, sorted(forward), after)] if forward else []
+        more = [frame for frame in found if frame is not None]
+        if not more:  # no rows on those days (asleep all day): look one day further
+            continue
+        rows = pl.concat([rows, *more], how="vertical_relaxed")
+        chased = backward | forward
+        redone = segment_day(rows.filter(pl.col("vin").is_in(chased)).lazy(), day, job.params)
+        redone_frame = redone.collect()
+        followed |= {vin: redone_frame.filter(pl.col("vin") == vin) for vin in chased}
+        still_start, still_end = _open_edges(redone_frame)
+        backward, forward = backward & still_start, forward & still_end
+    if not followed:
+        return sessions
+    kept = sessions.filter(~pl.col("vin").is_in(list(followed)))
+    return pl.concat([kept, *followed.values()]).sort("vin", "start")
+
+
+def _open_owner(storage: Storage, vin: str, day: date, first: date) -> date | None:
+    """The earlier day whose last session of ``vin`` was left open (``open_end``) and may go on
+    into ``day``: found walking back from the day before over days without rows and days whose
+    sessions file is empty (an earlier day's session covers them), down to ``first``."""
+    for back in range(1, MAX_FOLLOW_DAYS + 2):
+        earlier = day - timedelta(days=back)
+        if earlier < first:
+            return None
+        key = storage.day_key("segments", earlier, vin)
+        if not storage.exists(key):
+            if storage.exists(storage.day_key("clean", earlier, vin)):
+                return None  # not segmented yet: nothing was left open there
+            continue
+        frame = storage.read_parquet(key, columns=["end", "open_end"])
+        if frame.height:
+            return earlier if bool(frame.sort("end")["open_end"][-1]) else None
+    return None
 
 
 def select_partitions(
@@ -125,8 +194,9 @@ def select_partitions(
     date_to: date | None = None,
     vins: Sequence[str] | None = None,
 ) -> list[Partition]:
-    """The (VIN, day) partitions of ``clean/`` in the range, plus the day before the range
-    for a VIN whose last session there is still open, by day then VIN."""
+    """The (VIN, day) partitions of ``clean/`` in the range, plus, for a VIN whose session
+    left open before the range may go on into it, the day that session started on
+    (``_open_owner``), by day then VIN."""
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     wanted = None if vins is None else {validate_vin(vin) for vin in vins}
@@ -137,13 +207,13 @@ def select_partitions(
         for vin in storage.day_keys("clean", day):
             if wanted is None or vin in wanted:
                 chosen.add((vin, day))
-    repairs = {
-        (vin, day - timedelta(days=1))
+    known = storage.days("clean")
+    owners = {
+        (vin, _open_owner(storage, vin, day, known[0]))
         for vin, day in chosen
         if (vin, day - timedelta(days=1)) not in chosen
-        and storage.exists(storage.day_key("clean", day - timedelta(days=1), vin))
-        and _open_at_end(storage, vin, day - timedelta(days=1))
     }
+    repairs = {(vin, owner) for vin, owner in owners if owner is not None} - chosen
     if repairs:
         logger.info("segment: %d earlier day(s) end with an open session: redone", len(repairs))
     return sorted(chosen | repairs, key=lambda p: (p[1], p[0]))
