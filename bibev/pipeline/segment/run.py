@@ -68,6 +68,8 @@ class SegmentJob:
     storage: Storage
     params: SegmentParams = DEFAULT_PARAMS
     lookaround_days: int = 1
+    #: The first and last day of ``clean/`` (listed once per run); ``None``: listed when needed.
+    clean_span: tuple[date, date] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,7 @@ def _follow_open_sessions(
     backward, forward = _open_edges(sessions)
     if not backward and not forward:
         return sessions
-    known = job.storage.days("clean")
-    first, last = (known[0], known[-1]) if known else (day, day)
+    first, last = job.clean_span or _span(job.storage.days("clean"), day)
     before = day - timedelta(days=job.lookaround_days)
     after = day + timedelta(days=job.lookaround_days)
     followed: dict[str, pl.DataFrame] = {}
@@ -157,15 +158,19 @@ def _follow_open_sessions(
             continue
         rows = pl.concat([rows, *more], how="vertical_relaxed")
         chased = backward | forward
-        redone = segment_day(rows.filter(pl.col("vin").is_in(chased)).lazy(), day, job.params)
-        redone_frame = redone.collect()
-        followed |= {vin: redone_frame.filter(pl.col("vin") == vin) for vin in chased}
-        still_start, still_end = _open_edges(redone_frame)
+        mine = rows.filter(pl.col("vin").is_in(chased)).lazy()
+        redone = segment_day(mine, day, job.params).collect()
+        followed |= {vin: redone.filter(pl.col("vin") == vin) for vin in chased}
+        still_start, still_end = _open_edges(redone)
         backward, forward = backward & still_start, forward & still_end
     if not followed:
         return sessions
     kept = sessions.filter(~pl.col("vin").is_in(list(followed)))
     return pl.concat([kept, *followed.values()]).sort("vin", "start")
+
+
+def _span(days: list[date], default: date) -> tuple[date, date]:
+    return (days[0], days[-1]) if days else (default, default)
 
 
 def _open_owner(storage: Storage, vin: str, day: date, first: date) -> date | None:
@@ -201,13 +206,13 @@ def select_partitions(
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     wanted = None if vins is None else {validate_vin(vin) for vin in vins}
     chosen: set[Partition] = set()
-    for day in storage.days("clean"):
+    known = storage.days("clean")
+    for day in known:
         if (date_from and day < date_from) or (date_to and day > date_to):
             continue
         for vin in storage.day_keys("clean", day):
             if wanted is None or vin in wanted:
                 chosen.add((vin, day))
-    known = storage.days("clean")
     owners = {
         (vin, _open_owner(storage, vin, day, known[0]))
         for vin, day in chosen
@@ -289,7 +294,9 @@ def run_segment(
     if storage.protocol == "memory" and (workers != 1 or dask_address):
         logger.info("memory:// roots live in this process: segmenting inline")
         workers, dask_address = 1, None
-    job = SegmentJob(storage, params or DEFAULT_PARAMS)
+    job = SegmentJob(
+        storage, params or DEFAULT_PARAMS, clean_span=_span(storage.days("clean"), date.today())
+    )
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         runnable = [p for p in partitions if p[1] not in refused]
