@@ -106,6 +106,32 @@ def test_the_next_day_completes_the_session_left_open(storage: Storage, engine: 
     assert [(r["day"], r["end"]) for r in stored] == [(DAY1, charge["end"][0])]
 
 
+def test_a_day_whose_next_day_changed_redoes_the_session_into_it(
+    storage: Storage, engine: Engine
+) -> None:
+    """Both days segmented together: the charge of day 1 is not open. Day 2's clean file then
+    changes (late data: the charge stopped at 00:30, not 01:05); running day 2 alone redoes
+    day 1 too, so its charge ends where day 2's first session starts."""
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    run_segment(storage, engine, workers=1)
+    series = Series(t=datetime(2025, 3, 3, 7, 0, tzinfo=UTC), vin=VIN, soc=40.0)
+    series.park(5).drive(20).park(5).silent(14 * 60 - 30).park(5)
+    series.charge(205).park(45).silent(5 * 60).park(5).drive(20).park(5)
+    put_clean(storage, series.frame(), [DAY2])
+
+    assert select_partitions(storage, date_from=DAY2) == [(VIN, DAY1), (VIN, DAY2)]
+    run_segment(storage, engine, workers=1, date_from=DAY2)
+    charge = storage.read_parquet(storage.day_key("segments", DAY1, VIN)).tail(1)
+    first = storage.read_parquet(storage.day_key("segments", DAY2, VIN)).head(1)
+    assert charge.select("kind", "end").row(0) == (
+        "charging",
+        datetime(2025, 3, 4, 0, 30, tzinfo=UTC),
+    )
+    assert first["start"][0] == charge["end"][0]
+    stored = [r for r in load_segments(engine) if r["kind"] == "charging"]
+    assert [r["end"] for r in stored] == [charge["end"][0]]
+
+
 def test_a_broken_partition_is_listed_and_the_others_are_done(
     storage: Storage, engine: Engine
 ) -> None:

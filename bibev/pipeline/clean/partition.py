@@ -15,7 +15,7 @@ import io
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -23,12 +23,14 @@ import polars as pl
 from bibev.errors import ConfigError
 from bibev.providers.base import SignalMap
 from bibev.providers.registry import get_registry
+from bibev.schema import COMPRESSED_SCHEMA
 from bibev.storage import Storage
 
 from .frame import clean_frame
+from .observe import day_bounds
 from .params import CleanParams
 from .quality import QualityRecord
-from .read import day_files, read_compressed
+from .read import COLUMNS, day_files, read_compressed
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ class CleanResult:
     quality: QualityRecord
     written: bool = False
     bytes_out: int = 0
+    #: the day has rows in its first ``max_clock_skew``, which the day before reads (a clock
+    #: ahead of its reception may put them there): cleaning this day may change that one's
+    head: bool = False
 
 
 def encode(frame: pl.DataFrame) -> bytes:
@@ -122,13 +127,17 @@ def clean_partition(job: CleanJob, partition: Partition) -> CleanResult:
 
 
 def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
+    """Clean the ``vins`` of ``day``. A VIN without a compressed file that day gets a clean
+    file only when rows of the next day belong to it (a clock ran ahead across midnight)."""
     storage = job.storage
     keys = day_files(storage, day, vins)
+    following = read_compressed(storage, day_files(storage, day + timedelta(days=1), vins))
     compressed = read_compressed(storage, keys)
     if compressed is None:
-        return [CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
-    previous = read_compressed(storage, day_files(storage, day - timedelta(days=1), list(keys)))
-    following = read_compressed(storage, day_files(storage, day + timedelta(days=1), list(keys)))
+        if following is None:
+            return [CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
+        compressed = pl.DataFrame(schema={name: COMPRESSED_SCHEMA[name] for name in COLUMNS})
+    previous = read_compressed(storage, day_files(storage, day - timedelta(days=1), vins))
     neighbours = [f for f in (previous, following) if f is not None]
     cleaned = clean_frame(
         compressed,
@@ -141,15 +150,39 @@ def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
     )
     collected = cleaned.frame.collect()
     frames = collected.partition_by("vin", as_dict=True)
-    quality = {q.vin: q for q in cleaned.quality}
+    quality = {q.vin: _provider_from(q, following) for q in cleaned.quality}
+    # a file gone since the run listed it, or a day without rows of its own or from the next:
+    # nothing to write
     work = [
         (frames.get((vin,), collected.clear()), quality.get(vin, QualityRecord(vin, day)))
         for vin in vins
-        if vin in keys  # a file gone since the run listed it: nothing to clean
+        if vin in keys or (vin,) in frames
     ]
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         stored = {r.vin: r for r in pool.map(lambda item: _store(storage, day, *item), work)}
-    return [stored.get(vin) or CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
+    heads = _head_vins(compressed, day, job.params)
+    return [
+        replace(
+            stored.get(vin) or CleanResult(vin, day, QualityRecord(vin, day)), head=vin in heads
+        )
+        for vin in vins
+    ]
+
+
+def _provider_from(record: QualityRecord, following: pl.DataFrame | None) -> QualityRecord:
+    """A VIN without rows of its own that day: the provider of the rows it got from the next."""
+    if record.provider is not None or following is None:
+        return record
+    names = following.filter(pl.col("vin") == record.vin)["provider"].drop_nulls()
+    return replace(record, provider=names[0]) if len(names) else record
+
+
+def _head_vins(compressed: pl.DataFrame, day: date, params: CleanParams) -> set[str]:
+    """The VINs with rows in the first ``max_clock_skew`` of ``day`` (the head that cleaning
+    the day before reads)."""
+    start, _ = day_bounds(day)
+    head = compressed.filter(pl.col("ts") < start + params.max_clock_skew)
+    return set(head["vin"].unique().to_list())
 
 
 def _store(storage: Storage, day: date, frame: pl.DataFrame, quality: QualityRecord) -> CleanResult:

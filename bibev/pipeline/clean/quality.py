@@ -138,8 +138,9 @@ def summarize(
     day: date,
     params: CleanParams,
 ) -> list[QualityRecord]:
-    """One record per VIN of ``stats`` (``input_stats``) from the flagged observations and the
-    clean rows written for the day."""
+    """One record per VIN of ``stats`` (``input_stats``) or of ``clean`` (a VIN without rows of
+    its own that day gets rows from the next day whose clock ran ahead) from the flagged
+    observations and the clean rows written for the day."""
     own = (
         observations.filter(pl.col("origin") == ORIGIN_DAY)
         .group_by("vin")
@@ -153,7 +154,9 @@ def summarize(
     )
     table = (
         stats.join(own, on="vin", how="left")
-        .join(_gaps(observations, clean, day=day, params=params), on="vin", how="left")
+        .join(
+            _gaps(observations, clean, day=day, params=params), on="vin", how="full", coalesce=True
+        )
         .sort("vin")
     )
     dropped = _dropped(observations)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -134,20 +134,33 @@ def run_clean(
     job = CleanJob(
         storage, None if plugins is None else tuple(plugins), params or CleanParams(), now
     )
+    run = partial(
+        run_batches,
+        partial(clean_batch, job),
+        batch_size=batch_size,
+        workers=workers,
+        dask_address=dask_address,
+        on_progress=on_progress,
+    )
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
-        runnable = [p for p in partitions if p[1] not in refused]
-        results = run_batches(
-            partial(clean_batch, job),
-            runnable,
-            batch_size=batch_size,
-            workers=workers,
-            dask_address=dask_address,
-            on_progress=on_progress,
-        )
-    failures = [(f"{vin} {day}", reason) for vin, day in partitions if (reason := refused.get(day))]
+        results = run([p for p in partitions if p[1] not in refused])
+        before = _days_before(partitions, results)
+        if before:
+            logger.info(
+                "clean: %d (VIN, day)s before the range read it: cleaned again", len(before)
+            )
+            more_days = sorted({day for _, day in before} - set(days))
+            refused |= take_day_locks(stack, storage, more_days, lock_name, lock_wait)
+            repairs = run([p for p in before if p[1] not in refused])
+            # a day without rows of its own or from the range: nothing was done there
+            results += [r for r in repairs if not r.ok or _found_rows(r.value)]
+    failures = [
+        (f"{vin} {day}", reason) for vin, day in partitions + before if (reason := refused.get(day))
+    ]
     failures += _failures(results)
     done = [r.value for r in results if r.ok]
+    days = sorted({r.day for r in done} | {day for _, day in partitions})
     stored = 0
     if engine is not None and done:
         from bibev.db.quality import upsert_clean_quality
@@ -162,6 +175,23 @@ def run_clean(
     )
     log_done(logger, "clean", summary.totals())
     return summary
+
+
+def _days_before(
+    partitions: Sequence[Partition], results: Sequence[PartitionResult[Partition]]
+) -> list[Partition]:
+    """The (VIN, day before) of every partition cleaned with rows in its first minutes (which
+    cleaning the day before reads: ``CleanResult.head``) whose day before is not selected: it
+    may have been cleaned before these rows were there, and gets them now."""
+    selected = set(partitions)
+    wanted = {
+        (r.value.vin, r.value.day - timedelta(days=1)) for r in results if r.ok and r.value.head
+    }
+    return sorted(wanted - selected, key=lambda p: (p[1], p[0]))
+
+
+def _found_rows(result: CleanResult) -> bool:
+    return bool(result.quality.rows_in or result.quality.rows_out)
 
 
 def _failures(results: Sequence[PartitionResult[Partition]]) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -174,9 +174,11 @@ def _span(days: list[date], default: date) -> tuple[date, date]:
 
 
 def _open_owner(storage: Storage, vin: str, day: date, first: date) -> date | None:
-    """The earlier day whose last session of ``vin`` was left open (``open_end``) and may go on
-    into ``day``: found walking back from the day before over days without rows and days whose
-    sessions file is empty (an earlier day's session covers them), down to ``first``."""
+    """The earlier day whose last session of ``vin`` reaches into ``day`` or was left open
+    (``open_end``): its end depends on ``day``'s rows. Found walking back from the day before
+    over days without rows and days whose sessions file is empty (an earlier day's session
+    covers them), down to ``first``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     for back in range(1, MAX_FOLLOW_DAYS + 2):
         earlier = day - timedelta(days=back)
         if earlier < first:
@@ -188,7 +190,8 @@ def _open_owner(storage: Storage, vin: str, day: date, first: date) -> date | No
             continue
         frame = storage.read_parquet(key, columns=["end", "open_end"])
         if frame.height:
-            return earlier if bool(frame.sort("end")["open_end"][-1]) else None
+            end, still_open = frame.sort("end").row(-1)
+            return earlier if still_open or end >= start else None
     return None
 
 
@@ -200,7 +203,7 @@ def select_partitions(
     vins: Sequence[str] | None = None,
 ) -> list[Partition]:
     """The (VIN, day) partitions of ``clean/`` in the range, plus, for a VIN whose session
-    left open before the range may go on into it, the day that session started on
+    reaches into the range or was left open before it, the day that session started on
     (``_open_owner``), by day then VIN."""
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
@@ -220,7 +223,9 @@ def select_partitions(
     }
     repairs = {(vin, owner) for vin, owner in owners if owner is not None} - chosen
     if repairs:
-        logger.info("segment: %d earlier day(s) end with an open session: redone", len(repairs))
+        logger.info(
+            "segment: %d earlier day(s) end with a session into the range: redone", len(repairs)
+        )
     return sorted(chosen | repairs, key=lambda p: (p[1], p[0]))
 
 
