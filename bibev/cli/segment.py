@@ -17,6 +17,7 @@ from bibev.cli.common import err, out, print_json, settings_from
 from bibev.cli.progress import progress_bar
 from bibev.cli.transform import (
     BatchSizeOption,
+    ChangedOption,
     DaskOption,
     DayOption,
     FromOption,
@@ -25,6 +26,7 @@ from bibev.cli.transform import (
     ToOption,
     VinOption,
     WorkersOption,
+    check_changed,
     day_range,
     vin_list,
 )
@@ -57,11 +59,14 @@ def _options(
     dask: str | None,
     lock_wait: float,
     batch_size: int,
+    changed: bool,
 ) -> tuple[Any, dict[str, Any]]:
     start, end = day_range(day, date_from, date_to)
     wanted = vin_list(vins)
+    check_changed(changed, start, end, wanted)
     settings = settings_from(ctx, workers=workers, dask_address=dask)
     options: dict[str, Any] = {
+        "changed": changed,
         "date_from": start,
         "date_to": end,
         "vins": wanted,
@@ -83,6 +88,7 @@ def segment_cmd(
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
     batch_size: BatchSizeOption = 100,
+    changed: ChangedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Cut clean series into charging, driving and idle sessions.
@@ -91,7 +97,8 @@ def segment_cmd(
     segments/YYYY/MM/DD/{VIN}.parquet and the segments table: one row per session with its
     start, end, SoC, odometer, energy added, AC/DC, power, temperature and quality flags.
     Charges and drives hidden in telemetry gaps are found from the SoC and odometer jumps and
-    flagged offline. Without a date every day in clean/ is segmented.
+    flagged offline. Without a date every day in clean/ is segmented; with --changed, the days
+    that clean wrote since the last such run and the days around them.
 
     Example: bibev transform segment --from 2025-03-01 --to 2025-03-07 --vin 5YJ3E1EA7KF000001
     """
@@ -100,7 +107,7 @@ def segment_cmd(
     from bibev.storage import Storage
 
     settings, options = _options(
-        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size
+        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size, changed
     )
     storage = Storage.from_settings(settings)
     engine = open_database(settings.database_url.get_secret_value())
@@ -129,14 +136,18 @@ def all_cmd(
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
     batch_size: BatchSizeOption = 100,
+    changed: ChangedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Clean compressed days, then cut the clean series into sessions.
 
     Runs `transform clean` and then `transform segment` on the same days and vehicles, and
-    records them as one run.
+    records them as one run. With --changed, clean takes what compact wrote since the last such
+    run, and segment what clean wrote: the nightly job, late data included.
 
     Example: bibev transform all --date 2025-03-01
+
+    Example: bibev transform all --changed
     """
     from bibev.db import open_database, record_run
     from bibev.pipeline.clean import run_clean
@@ -145,7 +156,7 @@ def all_cmd(
     from bibev.storage import Storage
 
     settings, options = _options(
-        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size
+        ctx, day, date_from, date_to, vins, workers, dask, lock_wait, batch_size, changed
     )
     storage = Storage.from_settings(settings)
     engine = open_database(settings.database_url.get_secret_value())

@@ -74,6 +74,14 @@ BatchSizeOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
 ]
+ChangedOption = Annotated[
+    bool,
+    typer.Option(
+        "--changed",
+        help="Only what the previous stage changed since the last such run (late data "
+        "included); the nightly job's choice.",
+    ),
+]
 
 
 @app.callback()
@@ -105,6 +113,14 @@ def day_range(
     return first, last
 
 
+def check_changed(changed: bool, first: date | None, last: date | None, vins: object) -> None:
+    """``--changed`` picks its own days and vehicles."""
+    if changed and (first or last or vins):
+        raise ConfigError(
+            "--changed picks its own days and vehicles: no --date, --from, --to or --vin"
+        )
+
+
 def vin_list(vins: list[str] | None) -> list[str] | None:
     """The ``--vin`` values, validated (``DataContractError`` names a bad one)."""
     from bibev.storage import validate_vin
@@ -123,6 +139,7 @@ def clean(
     dask: DaskOption = None,
     lock_wait: LockWaitOption = 0.0,
     batch_size: BatchSizeOption = 100,
+    changed: ChangedOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Clean compressed/YYYY/MM/DD/{VIN}.parquet into clean/YYYY/MM/DD/{VIN}.parquet.
@@ -130,9 +147,12 @@ def clean(
     Maps each provider's keys to the canonical columns, fixes skewed clocks, drops glitches
     (counted by reason), writes one row per instant with last-known values carried forward
     within each signal's age limit, and stores a quality record per (VIN, day) (see
-    `bibev report quality`). Without a date every day in compressed/ is cleaned.
+    `bibev report quality`). Without a date every day in compressed/ is cleaned; with
+    --changed, the days that compact wrote since the last such run and the days around them.
 
     Example: bibev transform clean --date 2025-03-01 --vin 5YJ3E1EA7KF000001
+
+    Example: bibev transform clean --changed
     """
     from bibev.db import open_database, record_run
     from bibev.pipeline.clean import run_clean
@@ -140,9 +160,11 @@ def clean(
 
     start, end = day_range(day, date_from, date_to)
     wanted = vin_list(vins)
+    check_changed(changed, start, end, wanted)
     settings = settings_from(ctx, workers=workers, dask_address=dask)
     storage = Storage.from_settings(settings)
     options: dict[str, Any] = {
+        "changed": changed,
         "date_from": start,
         "date_to": end,
         "vins": wanted,

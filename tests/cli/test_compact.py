@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +14,12 @@ from bibev.cli.app import run
 from bibev.db import open_database, recent_runs
 from bibev.pipeline.compact import lock_name
 from bibev.storage import Storage
+from tests.cli.scripts import EXAMPLES, run_script
 from tests.pipeline.test_compact import VIN, VIN2, soc_lines, tesla_line, write_temp
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 TODAY = datetime.now(UTC).date()
-SCRIPT = Path(__file__).parents[2] / "examples" / "cron" / "nightly-compact.sh"
+SCRIPT = EXAMPLES / "cron" / "nightly-compact.sh"
 
 
 @pytest.fixture
@@ -156,16 +156,7 @@ def test_today_only_with_include_today(env: dict[str, str]) -> None:
 
 
 def cron(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    variables = {**os.environ, **env, "PATH": path}
-    return subprocess.run(
-        ["bash", str(SCRIPT), "--workers", "1", *args],
-        env=variables,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return run_script(SCRIPT, env, "--workers", "1", *args)
 
 
 def test_the_cron_script_compacts_and_exits_zero(storage: Storage, env: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from bibev.pipeline.compact.failpoints import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from bibev.storage import Storage
 from tests.fixtures.s3 import s3_client_options
+from tests.pipeline.snapshots import snapshot
 from tests.pipeline.test_compact import (
     DAY,
     NEXT,
@@ -48,10 +49,6 @@ def prepare(storage: Storage) -> None:
     write_temp(storage, NEXT, "a.jsonl", soc_lines(NEXT, 3))
 
 
-def snapshot(storage: Storage) -> dict[str, bytes]:
-    return {key: storage.read_bytes(key) for key in storage.list("")}
-
-
 def run_process(storage: Storage, options: dict, crash_at: str | None) -> int:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_at:
@@ -61,18 +58,19 @@ def run_process(storage: Storage, options: dict, crash_at: str | None) -> int:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     storage = Storage(str(tmp_path_factory.mktemp("reference") / "root"))
     prepare(storage)
     compact(storage)
     result = snapshot(storage)
     assert not any(key.startswith("temp/") for key in result)
+    assert len(result["noted compressed"]) == 2  # type: ignore[arg-type]
     return result
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_crash_at_any_step_is_repaired_by_running_again(
-    point: str, tmp_path: Path, uninterrupted: dict[str, bytes]
+    point: str, tmp_path: Path, uninterrupted: dict[str, object]
 ) -> None:
     storage = Storage(str(tmp_path / "root"))
     prepare(storage)
@@ -83,7 +81,7 @@ def test_a_crash_at_any_step_is_repaired_by_running_again(
 
 @pytest.mark.s3
 def test_a_crash_on_s3_is_repaired_too(
-    s3_endpoint: str, s3_bucket: str, uninterrupted: dict[str, bytes]
+    s3_endpoint: str, s3_bucket: str, uninterrupted: dict[str, object]
 ) -> None:
     options = s3_client_options(s3_endpoint)
     storage = Storage(f"s3://{s3_bucket}/root", s3_options=options)

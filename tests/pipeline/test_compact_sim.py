@@ -27,6 +27,7 @@ from bibev.pipeline.compact.generic import flatten_lines
 from bibev.providers.registry import get_registry
 from bibev.sim import run_sim
 from bibev.storage import Storage
+from tests.pipeline.snapshots import snapshot
 
 START = date(2025, 3, 1)
 
@@ -119,10 +120,6 @@ def test_no_duplicate_observation_survives(fleet: Path, tmp_path: Path) -> None:
 
 
 NOW = datetime(2025, 3, 4, tzinfo=UTC)
-
-
-def snapshot(storage: Storage) -> dict[str, bytes]:
-    return {key: storage.read_bytes(key) for key in storage.list("")}
 
 
 def lock_files(root: Path) -> list[Path]:

@@ -132,6 +132,23 @@ def test_a_day_whose_next_day_changed_redoes_the_session_into_it(
     assert [r["end"] for r in stored] == [charge["end"][0]]
 
 
+def test_a_later_day_a_session_covered_is_redone_with_the_day(
+    storage: Storage, engine: Engine
+) -> None:
+    """Day 2's sessions file is empty, as when a session of day 1 covered it. Day 1 redone, its
+    session may end sooner: day 2 is redone with it and cuts its own sessions."""
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    run_segment(storage, engine, workers=1)
+    whole = storage.read_bytes(storage.day_key("segments", DAY2, VIN))
+    empty = storage.read_parquet(storage.day_key("segments", DAY2, VIN)).clear()
+    storage.write_parquet(storage.day_key("segments", DAY2, VIN), empty)
+
+    assert select_partitions(storage, date_from=DAY1, date_to=DAY1) == [(VIN, DAY1), (VIN, DAY2)]
+    run_segment(storage, engine, workers=1, date_from=DAY1, date_to=DAY1)
+    assert storage.read_bytes(storage.day_key("segments", DAY2, VIN)) == whole
+    assert kinds_of(storage, DAY2) == ["idle", "driving", "idle"]
+
+
 def test_a_broken_partition_is_listed_and_the_others_are_done(
     storage: Storage, engine: Engine
 ) -> None:

@@ -30,12 +30,13 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
 OUTPUTS = ("clean", "segments")
 
 
-def command(root: Path) -> list[str]:
+def command(root: Path, *extra: str) -> list[str]:
     """``transform all`` in its own process, one (VIN, day) per query: many small steps, so
     that a kill lands between some of them."""
     database = f"sqlite:///{root / 'bibev.db'}"
     argv = [sys.executable, "-m", "bibev", "--root", str(root), "--database-url", database]
-    return [*argv, "--no-progress", "transform", "all", "--workers", "1", "--batch-size", "1"]
+    options = ["--workers", "1", "--batch-size", "1", *extra]
+    return [*argv, "--no-progress", "transform", "all", *options]
 
 
 def files(root: Path, stage: str) -> list[Path]:
@@ -69,6 +70,7 @@ def compacted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulate_fleet(config, storage)
     run_compact(storage, now=NOW, workers=1)
     shutil.rmtree(root / "temp", ignore_errors=True)
+    assert storage.list("changes/compressed")  # compact's notes, for --changed
     return root
 
 
@@ -84,10 +86,12 @@ def uninterrupted(compacted: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return result
 
 
-def killed_when(root: Path, ready: Callable[[], bool], jitter: float) -> None:
+def killed_when(root: Path, ready: Callable[[], bool], jitter: float, *extra: str) -> None:
     """Start the command, SIGKILL it ``jitter`` seconds after ``ready()`` holds; it must still
     be running then (the kill lands inside the work, not after it)."""
-    process = subprocess.Popen(command(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command(root, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 120
         while not ready():
@@ -102,10 +106,20 @@ def killed_when(root: Path, ready: Callable[[], bool], jitter: float) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("seed", "extra"),
+    [(1, ()), (2, ()), (3, ("--changed",))],
+    ids=["every-day-1", "every-day-2", "changed"],
+)
 def test_three_kills_then_a_run_leave_what_an_uninterrupted_run_leaves(
-    seed: int, compacted: Path, uninterrupted: dict[str, Any], tmp_path: Path
+    seed: int,
+    extra: tuple[str, ...],
+    compacted: Path,
+    uninterrupted: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
+    """With ``--changed``, the days come from the notes compact left: each killed run leaves
+    them (and clean's notes of what it wrote) for the next one."""
     rng = random.Random(seed)
     root = tmp_path / "root"
     shutil.copytree(compacted, root)
@@ -115,12 +129,13 @@ def test_three_kills_then_a_run_leave_what_an_uninterrupted_run_leaves(
         return lambda: len(files(root, stage)) >= count
 
     # inside cleaning; inside segmenting; later inside segmenting
-    killed_when(root, written("clean", rng.randint(1, total // 2)), rng.uniform(0, 0.01))
-    killed_when(root, written("segments", rng.randint(1, total // 3)), rng.uniform(0, 0.01))
+    killed_when(root, written("clean", rng.randint(1, total // 2)), rng.uniform(0, 0.01), *extra)
+    killed_when(root, written("segments", rng.randint(1, total // 3)), rng.uniform(0, 0.01), *extra)
     later = rng.randint(total // 2, total - 4)
-    killed_when(root, written("segments", later), rng.uniform(0, 0.01))
+    killed_when(root, written("segments", later), rng.uniform(0, 0.01), *extra)
     assert len(files(root, "segments")) < total
 
-    done = subprocess.run(command(root), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command(root, *extra), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert snapshot(root) == uninterrupted
+    assert not (root / "changes").exists()  # every note done

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
+from bibev.pipeline.changes import around, clear, existing, note, notes_for
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.storage import Storage, validate_vin
 
@@ -113,16 +114,26 @@ def run_clean(
     plugins: Sequence[str] | None = None,
     lock_wait: float = 0.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    changed: bool = False,
 ) -> CleanSummary:
     """Clean every selected (VIN, day) (see the module doc) and store the quality records in
     ``engine`` (when given). Failed partitions are listed in the summary, never raised:
     ``summary.raise_for_failures()`` does that.
 
+    ``changed`` selects instead the (VIN, day)s that the compressed files ``compact`` wrote
+    since the last such run touch (``bibev.pipeline.changes``): each of them and the same VIN's
+    days before and after.
+
     The VINs of a day are cleaned ``batch_size`` at a time, in one query: a worker's memory is
     bounded by a batch (compressed rows of three days of ``batch_size`` vehicles); the files
     are the same for any batch size."""
     started = time.monotonic()
-    partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
+    everything = not (date_from or date_to or vins)
+    notes = notes_for(storage, "compressed", changed=changed, everything=everything)
+    if changed and notes is not None:
+        partitions = existing(storage, "compressed", around(notes.partitions))
+    else:
+        partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
     if not partitions:
         storage.check_root()  # nothing to do, or a mistyped root: say which
     days = sorted({day for _, day in partitions})
@@ -144,6 +155,8 @@ def run_clean(
     )
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
+        # noted before they are written, and again once done with only the files written
+        intents = [note(storage, "clean", partitions, by="transform clean, running")]
         results = run([p for p in partitions if p[1] not in refused])
         before = _days_before(partitions, results)
         if before:
@@ -152,6 +165,7 @@ def run_clean(
             )
             more_days = sorted({day for _, day in before} - set(days))
             refused |= take_day_locks(stack, storage, more_days, lock_name, lock_wait)
+            intents.append(note(storage, "clean", before, by="transform clean, running"))
             repairs = run([p for p in before if p[1] not in refused])
             # a day without rows of its own or from the range: nothing was done there
             results += [r for r in repairs if not r.ok or _found_rows(r.value)]
@@ -161,11 +175,15 @@ def run_clean(
     failures += _failures(results)
     done = [r.value for r in results if r.ok]
     days = sorted({r.day for r in done} | {day for _, day in partitions})
+    note(storage, "clean", [(r.vin, r.day) for r in done if r.written], by="transform clean")
+    storage.delete_many(key for key in intents if key)
     stored = 0
     if engine is not None and done:
         from bibev.db.quality import upsert_clean_quality
 
         stored = upsert_clean_quality(engine, [r.quality for r in done])
+    if notes is not None and not failures:  # the files and rows made from them are there
+        clear(storage, notes)
     summary = CleanSummary(
         results=done,
         failures=sorted(failures),

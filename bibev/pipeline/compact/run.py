@@ -20,6 +20,7 @@ from typing import Any
 
 from bibev.errors import BibevError, ConfigError
 from bibev.executors import OnProgress, PartitionResult, default_workers, run_partitions
+from bibev.pipeline.changes import note
 from bibev.pipeline.partitions import log_done
 from bibev.providers.registry import get_registry
 from bibev.storage import Storage, validate_vin
@@ -263,6 +264,8 @@ def run_compact(
     )
     report = on_progress or (lambda done, total: None)
     run = partial(_run, job, workers=workers, dask_address=dask_address)
+    if not dry_run:  # noted before they are written: a crash cannot leave a change unnoted
+        note(storage, "compressed", partitions, by="compact")
     outcomes = run(partitions, on_progress=report)
     last = last_day(today, include_today=include_today)
     second_pass = sorted(
@@ -281,6 +284,8 @@ def run_compact(
         def progress(done: int, total: int) -> None:
             report(offset + done, offset + total)
 
+        if not dry_run:
+            note(storage, "compressed", second_pass, by="compact")
         outcomes += run(second_pass, on_progress=progress)
     summary = CompactSummary(
         results=[o.result for o in outcomes if o.result is not None],

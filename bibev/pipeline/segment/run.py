@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +37,7 @@ import polars as pl
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
+from bibev.pipeline.changes import around, clear, existing, notes_for
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.pipeline.segment.day import segment_day
 from bibev.pipeline.segment.files import encode, read_day, read_windows, write_segments
@@ -201,32 +202,68 @@ def select_partitions(
     date_from: date | None = None,
     date_to: date | None = None,
     vins: Sequence[str] | None = None,
+    changed: Iterable[Partition] | None = None,
 ) -> list[Partition]:
-    """The (VIN, day) partitions of ``clean/`` in the range, plus, for a VIN whose session
-    reaches into the range or was left open before it, the day that session started on
-    (``_open_owner``), by day then VIN."""
+    """The (VIN, day) partitions of ``clean/`` in the range (or, with ``changed``, those (VIN,
+    day)s and their VIN's days before and after), plus the days whose sessions depend on them:
+    for a VIN whose session reaches into them or was left open before them, the day that
+    session started on (``_open_owner``); after them, the days an earlier session covered
+    (``_covered_after``). By day then VIN."""
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     wanted = None if vins is None else {validate_vin(vin) for vin in vins}
-    chosen: set[Partition] = set()
     known = storage.days("clean")
-    for day in known:
+    if not known:
+        return []
+    chosen: set[Partition] = set()
+    if changed is not None:
+        chosen = set(existing(storage, "clean", around(changed)))
+    for day in [] if changed is not None else known:
         if (date_from and day < date_from) or (date_to and day > date_to):
             continue
         for vin in storage.day_keys("clean", day):
             if wanted is None or vin in wanted:
                 chosen.add((vin, day))
+    one = timedelta(days=1)
     owners = {
         (vin, _open_owner(storage, vin, day, known[0]))
         for vin, day in chosen
-        if (vin, day - timedelta(days=1)) not in chosen
+        if (vin, day - one) not in chosen
     }
     repairs = {(vin, owner) for vin, owner in owners if owner is not None} - chosen
     if repairs:
         logger.info(
             "segment: %d earlier day(s) end with a session into the range: redone", len(repairs)
         )
-    return sorted(chosen | repairs, key=lambda p: (p[1], p[0]))
+    covered = {
+        (vin, later)
+        for vin, day in chosen
+        if (vin, day + one) not in chosen
+        for later in _covered_after(storage, vin, day, known[-1])
+    } - chosen
+    if covered:
+        logger.info("segment: %d later day(s) were covered by a session: redone", len(covered))
+    return sorted(chosen | repairs | covered, key=lambda p: (p[1], p[0]))
+
+
+def _covered_after(storage: Storage, vin: str, day: date, last: date) -> list[date]:
+    """The later days of ``vin`` whose sessions file is empty because a session of ``day`` (or
+    before) covered them: redone with ``day``, since that session may now end sooner. Walks
+    forward over days without rows, down to the first day with sessions of its own."""
+    found = []
+    for ahead in range(1, MAX_FOLLOW_DAYS + 2):
+        later = day + timedelta(days=ahead)
+        if later > last:
+            break
+        key = storage.day_key("segments", later, vin)
+        if not storage.exists(key):
+            if storage.exists(storage.day_key("clean", later, vin)):
+                break  # not segmented yet: it will be on its own
+            continue
+        if storage.read_parquet(key, columns=["end"]).height:
+            break
+        found.append(later)
+    return found
 
 
 @dataclass(frozen=True)
@@ -279,10 +316,14 @@ def run_segment(
     on_progress: OnProgress | None = None,
     lock_wait: float = 0.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    changed: bool = False,
 ) -> SegmentSummary:
     """Segment every selected (VIN, day) (see the module doc) and replace their rows in the
     ``segments`` table of ``engine`` (when given). Failed partitions are listed in the summary,
     never raised: ``summary.raise_for_failures()`` does that.
+
+    ``changed`` selects instead the (VIN, day)s that the clean files written since the last
+    such run touch (``bibev.pipeline.changes``).
 
     The VINs of a day are segmented ``batch_size`` at a time, in one query: a worker's memory
     is bounded by a batch (clean rows of three days of ``batch_size`` vehicles); the files are
@@ -290,7 +331,15 @@ def run_segment(
     if batch_size < 1:
         raise ConfigError(f"a batch holds at least one vehicle, not {batch_size}")
     started = time.monotonic()
-    partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
+    everything = not (date_from or date_to or vins)
+    notes = notes_for(storage, "clean", changed=changed, everything=everything)
+    partitions = select_partitions(
+        storage,
+        date_from=date_from,
+        date_to=date_to,
+        vins=vins,
+        changed=notes.partitions if changed and notes else None,
+    )
     if not partitions:
         storage.check_root()  # nothing to do, or a mistyped root: say which
     days = sorted({day for _, day in partitions})
@@ -321,6 +370,8 @@ def run_segment(
         from bibev.db.segments import replace_segments
 
         stored = replace_segments(engine, ((r.vin, r.day, r.sessions) for r in done))
+    if notes is not None and not failures:  # the files and rows made from them are there
+        clear(storage, notes)
     summary = SegmentSummary(
         results=done,
         failures=sorted(failures),
