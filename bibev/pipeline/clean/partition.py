@@ -27,7 +27,7 @@ from bibev.schema import COMPRESSED_SCHEMA
 from bibev.storage import Storage
 
 from .frame import clean_frame
-from .observe import day_bounds
+from .observe import ORIGIN_DAY, day_bounds
 from .params import CleanParams
 from .quality import QualityRecord
 from .read import COLUMNS, day_files, read_compressed
@@ -69,9 +69,10 @@ class CleanResult:
     quality: QualityRecord
     written: bool = False
     bytes_out: int = 0
-    #: the day has rows in its first ``max_clock_skew``, which the day before reads (a clock
-    #: ahead of its reception may put them there): cleaning this day may change that one's
+    #: the day has rows in its first ``max_clock_skew``, which cleaning the day before reads
     head: bool = False
+    #: some of them belong to the day before (a clock ran ahead of their reception)
+    spill: bool = False
 
 
 def encode(frame: pl.DataFrame) -> bytes:
@@ -161,9 +162,12 @@ def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         stored = {r.vin: r for r in pool.map(lambda item: _store(storage, day, *item), work)}
     heads = _head_vins(compressed, day, job.params)
+    spills = _spill_vins(cleaned.coded, day)
     return [
         replace(
-            stored.get(vin) or CleanResult(vin, day, QualityRecord(vin, day)), head=vin in heads
+            stored.get(vin) or CleanResult(vin, day, QualityRecord(vin, day)),
+            head=vin in heads,
+            spill=vin in spills,
         )
         for vin in vins
     ]
@@ -175,6 +179,14 @@ def _provider_from(record: QualityRecord, following: pl.DataFrame | None) -> Qua
         return record
     names = following.filter(pl.col("vin") == record.vin)["provider"].drop_nulls()
     return replace(record, provider=names[0]) if len(names) else record
+
+
+def _spill_vins(observations: pl.DataFrame, day: date) -> set[str]:
+    """The VINs with observations of ``day``'s own rows that belong to the day before once
+    their clock is fixed."""
+    start, _ = day_bounds(day)
+    moved = observations.filter((pl.col("origin") == ORIGIN_DAY) & (pl.col("ts") < start))
+    return set(moved["vin"].cast(pl.String).unique().to_list())
 
 
 def _head_vins(compressed: pl.DataFrame, day: date, params: CleanParams) -> set[str]:

@@ -158,7 +158,7 @@ def run_clean(
         # noted before they are written, and again once done with only the files written
         intents = [note(storage, "clean", partitions, by="transform clean, running")]
         results = run([p for p in partitions if p[1] not in refused])
-        before = _days_before(partitions, results)
+        before = _days_before(storage, partitions, results)
         if before:
             logger.info(
                 "clean: %d (VIN, day)s before the range read it: cleaned again", len(before)
@@ -196,15 +196,19 @@ def run_clean(
 
 
 def _days_before(
-    partitions: Sequence[Partition], results: Sequence[PartitionResult[Partition]]
+    storage: Storage,
+    partitions: Sequence[Partition],
+    results: Sequence[PartitionResult[Partition]],
 ) -> list[Partition]:
-    """The (VIN, day before) of every partition cleaned with rows in its first minutes (which
-    cleaning the day before reads: ``CleanResult.head``) whose day before is not selected: it
-    may have been cleaned before these rows were there, and gets them now."""
+    """The (VIN, day before) not selected of every partition cleaned with rows in its first
+    minutes (which cleaning the day before reads: ``CleanResult.head``): it may have been
+    cleaned before these rows were there, and gets them now. A day before without a compressed
+    file only when some of those rows belong to it (``CleanResult.spill``)."""
     selected = set(partitions)
-    wanted = {
-        (r.value.vin, r.value.day - timedelta(days=1)) for r in results if r.ok and r.value.head
-    }
+    one = timedelta(days=1)
+    heads = [r.value for r in results if r.ok and r.value.head]
+    compressed = {day: storage.day_keys("compressed", day) for day in {r.day - one for r in heads}}
+    wanted = {(r.vin, r.day - one) for r in heads if r.spill or r.vin in compressed[r.day - one]}
     return sorted(wanted - selected, key=lambda p: (p[1], p[0]))
 
 
