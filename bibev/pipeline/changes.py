@@ -70,7 +70,9 @@ def notes_for(storage: Storage, layer: str, *, changed: bool, everything: bool) 
     vehicles, which logs how many wait. Read before the run lists its partitions, so that
     every file a note names is there already."""
     if changed and not everything:
-        raise ConfigError("--changed takes no --date, --from, --to or --vin")
+        raise ConfigError(
+            "--changed picks its own days and vehicles: no --date, --from, --to or --vin"
+        )
     if changed or everything:
         return pending(storage, layer)
     remind(storage, layer)
