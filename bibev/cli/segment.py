@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from bibev.cli import transform
-from bibev.cli.common import err, out, print_json, settings_from
+from bibev.cli.common import out, print_json, settings_from
 from bibev.cli.progress import progress_bar
 from bibev.cli.transform import (
     BatchSizeOption,
@@ -28,6 +28,7 @@ from bibev.cli.transform import (
     WorkersOption,
     check_changed,
     day_range,
+    say_if_nothing,
     vin_list,
 )
 
@@ -101,6 +102,8 @@ def segment_cmd(
     that clean wrote since the last such run and the days around them.
 
     Example: bibev transform segment --from 2025-03-01 --to 2025-03-07 --vin 5YJ3E1EA7KF000001
+
+    Example: bibev transform segment --changed
     """
     from bibev.db import open_database, record_run
     from bibev.pipeline.segment import run_segment
@@ -120,7 +123,7 @@ def segment_cmd(
             if json_output:
                 print_json({**summary.totals(), "failures": [list(f) for f in summary.failures]})
             else:
-                _render("bibev transform segment", summary, "segment")
+                _render("bibev transform segment", summary, "segment", changed)
             summary.raise_for_failures()
     finally:
         engine.dispose()
@@ -173,24 +176,24 @@ def all_cmd(
                     **options,
                 )
             with progress_bar("segmenting", enabled=settings.progress) as on_progress:
-                segmented = run_segment(storage, engine, on_progress=on_progress, **options)
+                segmented = run_segment(
+                    storage, engine, on_progress=on_progress, also=cleaned.before, **options
+                )
             recorder.counts = {"clean": cleaned.totals(), "segment": segmented.totals()}
             failures = sorted(cleaned.failures + segmented.failures)
             if json_output:
                 print_json({**recorder.counts, "failures": [list(f) for f in failures]})
             else:
-                _render("bibev transform all: clean", cleaned, "clean")
-                _render("bibev transform all: segment", segmented, "segment")
+                _render("bibev transform all: clean", cleaned, "clean", changed)
+                _render("bibev transform all: segment", segmented, "segment", changed)
             partitions = cleaned.totals()["partitions"] + segmented.totals()["partitions"]
             raise_for_failures(failures, partitions)  # of the two stages
     finally:
         engine.dispose()
 
 
-def _render(title: str, summary: Any, stage: str) -> None:
-    if not summary.results and not summary.failures:
-        source = "compressed" if stage == "clean" else "clean"
-        err.print(f"nothing to {stage}: no {source} day matches", highlight=False)
+def _render(title: str, summary: Any, stage: str, changed: bool) -> None:
+    say_if_nothing(summary, stage, "compressed" if stage == "clean" else "clean", changed)
     table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")

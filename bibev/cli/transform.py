@@ -182,19 +182,30 @@ def clean(
                     storage, engine, now=datetime.now(UTC), on_progress=on_progress, **options
                 )
             recorder.counts = summary.totals()
-            _render(summary, json_output)
+            _render(summary, json_output, changed)
             summary.raise_for_failures()
     finally:
         engine.dispose()
 
 
-def _render(summary: Any, json_output: bool) -> None:
+def say_if_nothing(summary: Any, stage: str, source: str, changed: bool) -> None:
+    """A line on stderr when the run found nothing to do, saying why."""
+    if summary.results or summary.failures:
+        return
+    why = (
+        f"nothing changed in {source}/ since the last --changed run"
+        if changed
+        else f"no {source} day matches"
+    )
+    err.print(f"nothing to {stage}: {why}", highlight=False)
+
+
+def _render(summary: Any, json_output: bool, changed: bool) -> None:
     totals = summary.totals()
     if json_output:
         print_json({**totals, "failures": [list(f) for f in summary.failures]})
         return
-    if not summary.results and not summary.failures:
-        err.print("nothing to clean: no compressed day matches", highlight=False)
+    say_if_nothing(summary, "clean", "compressed", changed)
     table = Table(title="bibev transform clean", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")

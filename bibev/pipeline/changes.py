@@ -1,17 +1,23 @@
 """Which (VIN, day)s a stage changed, kept for the stage after it: ``changes/{layer}/*.json``.
 
-``compact`` notes the compressed (VIN, day)s it is about to write, before writing them;
-``transform clean`` notes the partitions it is about to clean, and once done replaces that note
-with one naming only the files it wrote (``note``). ``--changed`` runs of the next stage read
-every note of their input layer (``pending``), redo what those (VIN, day)s touch, and remove
-the notes they read once every partition succeeded and its database rows are stored
-(``clear``). A note is written before the files it names change, and removed after what is made
-from them: a crash anywhere means doing some partitions again, never missing one. A run over
-every day and vehicle clears its input layer's notes too: it has redone everything they name.
+A writer (``compact``, ``transform clean``) notes the (VIN, day)s it is about to write in a
+*running* note before it writes them, and once done replaces it with a note naming only the
+files it wrote (``note``). Every run of the next stage reads the notes of its input layer
+(``pending``: ``--changed`` runs take their (VIN, day)s as their selection) and, once its files
+and database rows are stored, removes from them the (VIN, day)s it brought up to date
+(``settle``): a note whose (VIN, day)s are all done goes, one partly done is replaced by a note
+of the rest. A running note is left to its writer while it is younger than
+``RUNNING_STALE`` (its files may still come); older, its writer died and it is settled like
+any other. So a note is there before its files change and leaves only after what is made from
+them: a crash or an overlap anywhere means doing some partitions again, never missing one.
+
+A file that is not a readable note goes to ``quarantine/changes/`` with the reason (whatever it
+named is then unknown: a run over every day covers it).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
@@ -26,24 +32,53 @@ logger = logging.getLogger(__name__)
 
 Partition = tuple[str, date]
 FOLDER = "changes"
+#: How long a writer's running note is left to it (as long as its locks are).
+RUNNING_STALE = timedelta(hours=1)
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+_RUNNING = "-running"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note: its key, the (VIN, day)s it names, who wrote it and when."""
+
+    key: str
+    partitions: frozenset[Partition]
+    by: str
+    written_at: datetime
+    running: bool = False
+
+    def left_to_writer(self, now: datetime) -> bool:
+        return self.running and now - self.written_at < RUNNING_STALE
 
 
 @dataclass(frozen=True)
 class Pending:
-    """The notes of a layer, read at one moment: their keys and the (VIN, day)s they name."""
+    """The notes of a layer, read at one moment."""
 
     layer: str
-    keys: tuple[str, ...] = ()
-    partitions: frozenset[Partition] = frozenset()
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def partitions(self) -> frozenset[Partition]:
+        return frozenset().union(*(n.partitions for n in self.notes))
 
 
-def note(storage: Storage, layer: str, partitions: Iterable[Partition], *, by: str) -> str | None:
-    """Write a note naming ``partitions`` of ``layer`` (nothing when there are none); its key."""
+def note(
+    storage: Storage,
+    layer: str,
+    partitions: Iterable[Partition],
+    *,
+    by: str,
+    running: bool = False,
+) -> str | None:
+    """Write a note naming ``partitions`` of ``layer`` (nothing when there are none); its key.
+    ``running``: the writer is about to write them, and removes the note itself when done."""
     named = sorted({(vin, day) for vin, day in partitions}, key=lambda p: (p[1], p[0]))
     if not named:
         return None
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    key = f"{FOLDER}/{layer}/{stamp}-{uuid.uuid4().hex[:12]}.json"
+    stamp = datetime.now(UTC).strftime(_STAMP)
+    key = f"{FOLDER}/{layer}/{stamp}-{uuid.uuid4().hex[:12]}{_RUNNING if running else ''}.json"
     head = json.dumps({"layer": layer, "by": by})[:-1]
     pairs = ",\n".join(json.dumps([vin, f"{day}"]) for vin, day in named)
     storage.write_text(key, f'{head}, "partitions": [\n{pairs}\n]}}\n')
@@ -51,51 +86,55 @@ def note(storage: Storage, layer: str, partitions: Iterable[Partition], *, by: s
 
 
 def pending(storage: Storage, layer: str) -> Pending:
-    """Every note of ``layer`` now; a note that cannot be read is skipped, with a warning, and
-    kept for a person to look at."""
-    keys, partitions = [], set()
-    for key in storage.list(f"{FOLDER}/{layer}"):
-        try:
-            partitions |= _read(storage.read_bytes(key))
-        except (KeyError, ValueError, TypeError, DataContractError) as exc:
-            logger.warning("skipping %s: not a note of changed (VIN, day)s (%s)", key, exc)
+    """Every note of ``layer`` now (the ``*.json`` files of ``changes/{layer}/``; other files
+    are left alone). One that cannot be read is moved to quarantine, with a warning."""
+    folder = f"{FOLDER}/{layer}/"
+    notes = []
+    for key in storage.list(folder.rstrip("/")):
+        name = key.removeprefix(folder)
+        if "/" in name or not name.endswith(".json"):
             continue
-        keys.append(key)
-    return Pending(layer, tuple(keys), frozenset(partitions))
+        data = storage.read_bytes(key)
+        try:
+            notes.append(_read(key, name, data))
+        except (KeyError, ValueError, TypeError, DataContractError) as exc:
+            _quarantine(storage, key, data, f"not a note of changed (VIN, day)s: {exc}")
+    return Pending(layer, tuple(notes))
 
 
-def notes_for(storage: Storage, layer: str, *, changed: bool, everything: bool) -> Pending | None:
-    """The notes of ``layer`` a run takes: every one for a ``changed`` run and for a run over
-    every day and vehicle (it redoes all they name); ``None`` for a run of some days or
-    vehicles, which logs how many wait. Read before the run lists its partitions, so that
-    every file a note names is there already."""
+def notes_for(storage: Storage, layer: str, *, changed: bool, everything: bool) -> Pending:
+    """The notes of ``layer`` a run reads before it lists its partitions, so that every file
+    a note names is there already (``changed`` runs take their selection from them)."""
     if changed and not everything:
         raise ConfigError(
             "--changed picks its own days and vehicles: no --date, --from, --to or --vin"
         )
-    if changed or everything:
-        return pending(storage, layer)
-    remind(storage, layer)
-    return None
+    return pending(storage, layer)
 
 
-def remind(storage: Storage, layer: str) -> None:
-    """Log how many notes of ``layer`` wait for a ``--changed`` run (a run of some days only
-    leaves them)."""
-    waiting = len(storage.list(f"{FOLDER}/{layer}"))
+def settle(storage: Storage, notes: Pending, done: set[Partition]) -> int:
+    """Remove the (VIN, day)s ``done`` from ``notes`` (see the module doc); how many noted
+    (VIN, day)s still wait, which is logged."""
+    now = datetime.now(UTC)
+    waiting: set[Partition] = set()
+    for item in notes.notes:
+        if item.left_to_writer(now):
+            waiting |= item.partitions
+            continue
+        left = item.partitions - done
+        if left != item.partitions:
+            note(storage, notes.layer, left, by=item.by)  # the rest first: nothing is lost
+            storage.delete(item.key)
+        waiting |= left
     if waiting:
         logger.info(
-            "%d note(s) of changed %s days wait in %s/%s/ for a --changed run",
-            waiting,
-            layer,
+            "%d changed (VIN, day)s of %s wait in %s/%s/ (for a --changed run)",
+            len(waiting),
+            notes.layer,
             FOLDER,
-            layer,
+            notes.layer,
         )
-
-
-def clear(storage: Storage, notes: Pending) -> None:
-    """Remove the notes read (``pending``); notes written since are kept."""
-    storage.delete_many(notes.keys)
+    return len(waiting)
 
 
 def around(partitions: Iterable[Partition]) -> set[Partition]:
@@ -118,6 +157,32 @@ def existing(storage: Storage, layer: str, partitions: Iterable[Partition]) -> l
     return found
 
 
-def _read(data: bytes) -> set[Partition]:
+def _read(key: str, name: str, data: bytes) -> Note:
     body = json.loads(data)
-    return {(validate_vin(vin), date.fromisoformat(day)) for vin, day in body["partitions"]}
+    stamp = name.split("-", 1)[0]
+    written_at = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+    partitions = frozenset(
+        (validate_vin(vin), date.fromisoformat(day)) for vin, day in body["partitions"]
+    )
+    by = body.get("by")
+    running = name.endswith(f"{_RUNNING}.json")
+    return Note(key, partitions, by if isinstance(by, str) else "", written_at, running)
+
+
+def _quarantine(storage: Storage, key: str, data: bytes, reason: str) -> None:
+    now = datetime.now(UTC)
+    record = {
+        "reason": reason,
+        "note": key,
+        "content_base64": base64.b64encode(data).decode("ascii"),
+        "quarantined_at": now.isoformat(),
+    }
+    name = f"{now:%H%M%S%f}-{uuid.uuid4().hex[:12]}.json"
+    storage.write_text(storage.quarantine_key("changes", now.date(), name), json.dumps(record))
+    storage.delete(key)
+    logger.warning(
+        "moved %s to quarantine/changes/: %s; what it named is unknown, a run over every day "
+        "covers it",
+        key,
+        reason,
+    )

@@ -13,7 +13,7 @@
 # or let your monitoring alert on it.
 set -euo pipefail
 
-BIBEV="${BIBEV:-bibev}"
+read -r -a bibev <<<"${BIBEV:-bibev}"  # the command: bibev on the PATH, or e.g. "uv run bibev"
 
 log() {
     printf '%s nightly-compact: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
@@ -22,7 +22,7 @@ log() {
 log "starting (root: ${BIBEV_ROOT:-from settings})"
 status=0
 # --no-progress: no bars in a log file; the summary table goes to stdout.
-"$BIBEV" --no-progress compact "$@" || status=$?
+"${bibev[@]}" --no-progress compact "$@" || status=$?
 if [[ $status -ne 0 ]]; then
     log "failed with exit code $status"
     exit "$status"

@@ -6,29 +6,34 @@
 #
 #   15 0 * * *  BIBEV_ROOT=s3://fleet-data/bibev /opt/bibev/nightly.sh --workers 8 >>/var/log/bibev-nightly.log 2>&1
 #
-# Extra arguments go to both commands, so give only options both take (--workers, --dask,
-# --lock-wait). Every step is idempotent and crash-safe: a failed or missed night is repaired
-# by the next run (compact's notes of what it changed stay until `transform all --changed` has
-# done them). When some partitions fail (exit 5) the next step still runs on the rest; any other
-# failure stops the job. The exit code is bibev's: 0 ok, 2 configuration, 4 storage or
-# database, 5 some (VIN, day) partitions failed (listed on stderr; the others are done).
+# Settings come from the usual places (BIBEV_* variables, ./bibev.toml or BIBEV_CONFIG). BIBEV is
+# the command to run (default: bibev on the PATH; from a checkout, for example
+# BIBEV="uv run --project /opt/bibev bibev"). Extra arguments go to both commands, so give only
+# options both take (--workers, --dask, --lock-wait).
+#
+# Every step is idempotent and crash-safe: a failed or missed night is repaired by the next run
+# (what compact changed stays noted under changes/ until `transform all --changed` has done it).
+# When compact fails some partitions (exit 5), the rest is still cleaned and segmented. The exit
+# code is bibev's: 0 ok, 1 unexpected error, 2 configuration, 4 storage or database, 5 some
+# (VIN, day) partitions failed (listed on stderr; the others are done).
 set -euo pipefail
 
-BIBEV="${BIBEV:-bibev}"
+read -r -a bibev <<<"${BIBEV:-bibev}"
 partial=0
 
 log() {
     printf '%s nightly: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
 }
 
+# step WHAT THEN ARGS…: run bibev ARGS; on exit 5 say THEN and go on, on any other failure stop.
 step() {
-    log "$1"
-    local status=0
-    shift
+    local what=$1 then=$2 status=0
+    shift 2
+    log "$what"
     # --no-progress: no bars in a log file; the summary tables go to stdout.
-    "$BIBEV" --no-progress "$@" || status=$?
+    "${bibev[@]}" --no-progress "$@" || status=$?
     if [[ $status -eq 5 ]]; then
-        log "some partitions failed (exit code 5); going on with the rest"
+        log "some partitions failed (exit code 5)${then:+; $then}"
         partial=5
     elif [[ $status -ne 0 ]]; then
         log "failed with exit code $status"
@@ -37,7 +42,7 @@ step() {
 }
 
 log "starting (root: ${BIBEV_ROOT:-from settings})"
-step "compacting" compact "$@"
-step "cleaning and segmenting what changed" transform all --changed "$@"
+step "compacting" "cleaning and segmenting the rest" compact "$@"
+step "cleaning and segmenting what changed" "" transform all --changed "$@"
 log "done"
 exit "$partial"

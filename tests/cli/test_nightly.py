@@ -80,3 +80,5 @@ def test_night_after_night_ends_as_one_run_over_every_day(isolated: Path) -> Non
 
     assert layers(nightly) == layers(at_once)
     assert stored(nightly_db) == stored(at_once_db)
+    # each night's runs did what compact and clean noted: no note is left waiting
+    assert not (nightly / "changes").exists()

@@ -235,3 +235,21 @@ def test_clean_and_segment_remove_a_killed_writers_old_leftovers(tmp_path: Path)
     os.utime(leftovers / "old-segments.parquet", (two_days_ago, two_days_ago))
     run_segment(storage, workers=1)
     assert [p.name for p in leftovers.iterdir()] == ["fresh.parquet"]  # may be a live writer's
+
+
+def test_changed_cleans_what_compact_noted_and_keeps_only_what_failed(fleet: Storage) -> None:
+    from bibev.pipeline.changes import note, pending
+
+    run_clean(fleet, workers=1)
+    note(fleet, "compressed", [(VIN, DAY2), (VIN2, DAY1)], by="compact")
+    fleet.write_bytes(fleet.day_key("compressed", DAY1, VIN2), b"not parquet")
+    summary = run_clean(fleet, workers=1, changed=True)
+
+    # the days around VIN's day 2 that have a file (there is no day 3); VIN2's day 1 fails
+    assert sorted((r.vin, r.day) for r in summary.results) == [(VIN, DAY1), (VIN, DAY2)]
+    assert [name for name, _ in summary.failures] == [f"{VIN2} {DAY1}"]
+    assert pending(fleet, "compressed").partitions == {(VIN2, DAY1)}
+    put(fleet, DAY1, VIN2, tesla_day(DAY1, vin=VIN2, start_soc=50.0))
+    again = run_clean(fleet, workers=1, changed=True)
+    assert (again.totals()["partitions"], again.failures) == (1, [])
+    assert pending(fleet, "compressed").notes == ()

@@ -21,6 +21,7 @@ import pytest
 from bibev.db import open_database
 from bibev.db.quality import clean_quality_rows
 from bibev.db.segments import load_segments
+from bibev.pipeline.changes import RUNNING_STALE, pending
 from bibev.pipeline.compact import run_compact
 from bibev.sim.run import SimConfig, simulate_fleet
 from bibev.storage import Storage
@@ -138,4 +139,19 @@ def test_three_kills_then_a_run_leave_what_an_uninterrupted_run_leaves(
     done = subprocess.run(command(root, *extra), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert snapshot(root) == uninterrupted
-    assert not (root / "changes").exists()  # every note done
+
+    # Every note is done but the killed runs' own, left to them for an hour; once that old,
+    # the next run takes them as a dead writer's, redoes what they name and removes them.
+    storage = Storage(str(root))
+    left = [n for layer in ("compressed", "clean") for n in pending(storage, layer).notes]
+    assert left
+    assert all(n.running for n in left)
+    for item in left:
+        aged = item.written_at - RUNNING_STALE
+        name = f"{aged:%Y%m%dT%H%M%S%fZ}-{item.key.rsplit('-', 2)[-2]}-running.json"
+        storage.write_bytes(item.key.rsplit("/", 1)[0] + "/" + name, storage.read_bytes(item.key))
+        storage.delete(item.key)
+    done = subprocess.run(command(root, *extra), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(root) == uninterrupted
+    assert not (root / "changes").exists()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
-from bibev.pipeline.changes import around, clear, existing, note, notes_for
+from bibev.pipeline.changes import around, existing, note, notes_for, settle
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.storage import Storage, validate_vin
 
@@ -75,6 +75,10 @@ class CleanSummary:
     days: list[date]
     seconds: float
     quality_stored: int = 0
+    #: the (VIN, day)s before the selection cleaned again (``_days_before``)
+    before: tuple[Partition, ...] = ()
+    #: the run took its selection from the notes of what compact changed
+    changed: bool = False
 
     def totals(self) -> dict[str, Any]:
         """The counts recorded in the ``runs`` table and printed by the CLI."""
@@ -130,7 +134,7 @@ def run_clean(
     started = time.monotonic()
     everything = not (date_from or date_to or vins)
     notes = notes_for(storage, "compressed", changed=changed, everything=everything)
-    if changed and notes is not None:
+    if changed:
         partitions = existing(storage, "compressed", around(notes.partitions))
     else:
         partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
@@ -156,19 +160,22 @@ def run_clean(
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
         # noted before they are written, and again once done with only the files written
-        intents = [note(storage, "clean", partitions, by="transform clean, running")]
+        intents = [note(storage, "clean", partitions, by="transform clean", running=True)]
         results = run([p for p in partitions if p[1] not in refused])
-        before = _days_before(storage, partitions, results)
+        # with --changed, only a day whose compressed file changed can change the day before
+        before = _days_before(storage, partitions, results, notes.partitions if changed else None)
         if before:
             logger.info(
-                "clean: %d (VIN, day)s before the range read it: cleaned again", len(before)
+                "clean: %d (VIN, day)s before read their next day: cleaned again", len(before)
             )
             more_days = sorted({day for _, day in before} - set(days))
             refused |= take_day_locks(stack, storage, more_days, lock_name, lock_wait)
-            intents.append(note(storage, "clean", before, by="transform clean, running"))
+            intents.append(note(storage, "clean", before, by="transform clean", running=True))
             repairs = run([p for p in before if p[1] not in refused])
             # a day without rows of its own or from the range: nothing was done there
             results += [r for r in repairs if not r.ok or _found_rows(r.value)]
+    failed = {p for p in partitions + before if p[1] in refused}
+    failed |= {r.partition for r in results if not r.ok}
     failures = [
         (f"{vin} {day}", reason) for vin, day in partitions + before if (reason := refused.get(day))
     ]
@@ -182,14 +189,19 @@ def run_clean(
         from bibev.db.quality import upsert_clean_quality
 
         stored = upsert_clean_quality(engine, [r.quality for r in done])
-    if notes is not None and not failures:  # the files and rows made from them are there
-        clear(storage, notes)
+    # the files and rows made from the changed compressed files are there
+    if everything and not failed:
+        settle(storage, notes, set(notes.partitions))  # every day done
+    else:
+        settle(storage, notes, _covered(storage, notes.partitions, done, failed))
     summary = CleanSummary(
         results=done,
         failures=sorted(failures),
         days=days,
         seconds=time.monotonic() - started,
         quality_stored=stored,
+        before=tuple(r.partition for r in results if r.ok and r.partition in set(before)),
+        changed=changed,
     )
     log_done(logger, "clean", summary.totals())
     return summary
@@ -199,17 +211,48 @@ def _days_before(
     storage: Storage,
     partitions: Sequence[Partition],
     results: Sequence[PartitionResult[Partition]],
+    changed: frozenset[Partition] | None,
 ) -> list[Partition]:
     """The (VIN, day before) not selected of every partition cleaned with rows in its first
     minutes (which cleaning the day before reads: ``CleanResult.head``): it may have been
     cleaned before these rows were there, and gets them now. A day before without a compressed
-    file only when some of those rows belong to it (``CleanResult.spill``)."""
+    file only when some of those rows belong to it (``CleanResult.spill``). With ``changed``,
+    only for the partitions among them (the others' first minutes are as they were)."""
     selected = set(partitions)
     one = timedelta(days=1)
-    heads = [r.value for r in results if r.ok and r.value.head]
+    heads = [
+        r.value
+        for r in results
+        if r.ok and r.value.head and (changed is None or r.partition in changed)
+    ]
     compressed = {day: storage.day_keys("compressed", day) for day in {r.day - one for r in heads}}
     wanted = {(r.vin, r.day - one) for r in heads if r.spill or r.vin in compressed[r.day - one]}
     return sorted(wanted - selected, key=lambda p: (p[1], p[0]))
+
+
+def _covered(
+    storage: Storage,
+    noted: Iterable[Partition],
+    done: Sequence[CleanResult],
+    failed: set[Partition],
+) -> set[Partition]:
+    """The noted compressed (VIN, day)s whose clean files are up to date after this run: the
+    day and the day after (it reads the day's tail) cleaned or without a compressed file, and
+    the day before not failed (it was cleaned again when the day's first minutes needed it)."""
+    one = timedelta(days=1)
+    noted = set(noted)
+    cleaned = {(r.vin, r.day) for r in done}
+    days = {day + shift for _, day in noted for shift in (0 * one, one)}
+    present = {day: storage.day_keys("compressed", day) for day in days}
+
+    def fresh(vin: str, day: date) -> bool:
+        return (vin, day) in cleaned or vin not in present[day]
+
+    return {
+        (vin, day)
+        for vin, day in noted
+        if fresh(vin, day) and fresh(vin, day + one) and (vin, day - one) not in failed
+    }
 
 
 def _found_rows(result: CleanResult) -> bool:

@@ -264,8 +264,11 @@ def run_compact(
     )
     report = on_progress or (lambda done, total: None)
     run = partial(_run, job, workers=workers, dask_address=dask_address)
-    if not dry_run:  # noted before they are written: a crash cannot leave a change unnoted
-        note(storage, "compressed", partitions, by="compact")
+    # noted before they are written (a crash or a concurrent `transform clean --changed` then
+    # cannot miss one), and again once done with only the files written
+    intents = (
+        [] if dry_run else [note(storage, "compressed", partitions, by="compact", running=True)]
+    )
     outcomes = run(partitions, on_progress=report)
     last = last_day(today, include_today=include_today)
     second_pass = sorted(
@@ -285,8 +288,12 @@ def run_compact(
             report(offset + done, offset + total)
 
         if not dry_run:
-            note(storage, "compressed", second_pass, by="compact")
+            intents.append(note(storage, "compressed", second_pass, by="compact", running=True))
         outcomes += run(second_pass, on_progress=progress)
+    if not dry_run:
+        written = [(o.result.vin, o.result.day) for o in outcomes if o.result and o.result.written]
+        note(storage, "compressed", written, by="compact")
+        storage.delete_many(key for key in intents if key)
     summary = CompactSummary(
         results=[o.result for o in outcomes if o.result is not None],
         failures=[

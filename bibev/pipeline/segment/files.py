@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from bibev.pipeline.segment.rules import INPUT_COLUMNS
+from bibev.schema import CLEAN_SCHEMA
 from bibev.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,11 @@ def window_days(day: date, around: int) -> list[date]:
 
 
 def window_keys(storage: Storage, vins: Sequence[str], day: date, around: int) -> dict[str, str]:
-    """Key → VIN of the clean files the batch reads: every VIN's own day (which must exist),
-    and the days around it that exist (one listing per day, not one request per file)."""
-    keys = {storage.day_key("clean", day, vin): vin for vin in vins}
-    for other in window_days(day, around)[1:]:
+    """Key → VIN of the clean files the batch reads: those of the VINs' own day and of the
+    days around it that exist (one listing per day, not one request per file). A VIN may have
+    none on its own day: a day without rows between two with rows."""
+    keys = {}
+    for other in window_days(day, around):
         present = storage.day_keys("clean", other)
         keys |= {present[vin]: vin for vin in vins if vin in present}
     return keys
@@ -106,6 +108,9 @@ def _scan_together(storage: Storage, keys: list[str]) -> pl.DataFrame:
 
 
 def _read_one_by_one(storage: Storage, keys: list[str]) -> pl.DataFrame:
+    if not keys:
+        schema = {name: CLEAN_SCHEMA[name] for name in INPUT_COLUMNS}
+        return pl.DataFrame(schema={**schema, _PATH: pl.String()})
     frames = [
         storage.read_parquet(key, columns=list(INPUT_COLUMNS)).with_columns(
             pl.lit(storage.uri(key)).alias(_PATH)

@@ -23,6 +23,7 @@ transaction (delete, then insert). While a run works on a day it holds the lock
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ import polars as pl
 
 from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
-from bibev.pipeline.changes import around, clear, existing, notes_for
+from bibev.pipeline.changes import around, existing, notes_for, settle
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
 from bibev.pipeline.segment.day import segment_day
 from bibev.pipeline.segment.files import encode, read_day, read_windows, write_segments
@@ -111,7 +112,9 @@ def _segment_day_batch(job: SegmentJob, day: date, vins: list[str]) -> list[Segm
     storage = job.storage
     rows, rows_in = read_windows(storage, vins, day, job.lookaround_days)
     sessions = segment_day(rows.lazy(), day, job.params).collect()
-    sessions = _follow_open_sessions(job, day, rows, sessions)
+    # a day without rows of its own: a session laid in the gap across it may start there
+    rowless = {vin for vin in vins if not rows_in[vin]}
+    sessions = _follow_open_sessions(job, day, rows, sessions, rowless)
     by_vin = sessions.partition_by("vin", as_dict=True, maintain_order=True)
     frames = {vin: by_vin.get((vin,), sessions.clear()) for vin in vins}
     stored = write_segments(storage, day, frames)
@@ -126,7 +129,11 @@ def _open_edges(sessions: pl.DataFrame) -> tuple[set[str], set[str]]:
 
 
 def _follow_open_sessions(
-    job: SegmentJob, day: date, rows: pl.DataFrame, sessions: pl.DataFrame
+    job: SegmentJob,
+    day: date,
+    rows: pl.DataFrame,
+    sessions: pl.DataFrame,
+    rowless: set[str] | None = None,
 ) -> pl.DataFrame:
     """``sessions`` with the sessions at the edges of each VIN's rows followed to their ends.
 
@@ -138,8 +145,13 @@ def _follow_open_sessions(
     to ``MAX_FOLLOW_DAYS`` days beyond the window; a session longer than that stays cut,
     flagged. Only the vehicles followed are segmented again: the others' sessions do not depend
     on rows further away. So every session is whole in the day it starts on, and the days it
-    covers have no hole."""
+    covers have no hole. The ``rowless`` vehicles (no rows on ``day``) are followed both ways
+    until rows are found on each side: a session may start on ``day`` inside the gap between
+    them."""
     backward, forward = _open_edges(sessions)
+    rowless = rowless or set()
+    lonely_before, lonely_after = _without_sides(rows, day, rowless)
+    backward, forward = backward | lonely_before, forward | lonely_after
     if not backward and not forward:
         return sessions
     first, last = job.clean_span or _span(job.storage.days("clean"), day)
@@ -163,11 +175,24 @@ def _follow_open_sessions(
         redone = segment_day(mine, day, job.params).collect()
         followed |= {vin: redone.filter(pl.col("vin") == vin) for vin in chased}
         still_start, still_end = _open_edges(redone)
-        backward, forward = backward & still_start, forward & still_end
+        lonely_before, lonely_after = _without_sides(rows, day, rowless)
+        backward = (backward & still_start) | (backward & lonely_before)
+        forward = (forward & still_end) | (forward & lonely_after)
     if not followed:
         return sessions
     kept = sessions.filter(~pl.col("vin").is_in(list(followed)))
     return pl.concat([kept, *followed.values()]).sort("vin", "start")
+
+
+def _without_sides(rows: pl.DataFrame, day: date, vins: set[str]) -> tuple[set[str], set[str]]:
+    """Those of ``vins`` with no rows before ``day``, and those with none after it."""
+    if not vins:
+        return set(), set()
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    mine = rows.filter(pl.col("vin").is_in(sorted(vins)))
+    before = set(mine.filter(pl.col("ts") < start)["vin"].to_list())
+    after = set(mine.filter(pl.col("ts") >= start + timedelta(days=1))["vin"].to_list())
+    return vins - before, vins - after
 
 
 def _span(days: list[date], default: date) -> tuple[date, date]:
@@ -203,32 +228,40 @@ def select_partitions(
     date_to: date | None = None,
     vins: Sequence[str] | None = None,
     changed: Iterable[Partition] | None = None,
+    also: Iterable[Partition] = (),
 ) -> list[Partition]:
     """The (VIN, day) partitions of ``clean/`` in the range (or, with ``changed``, those (VIN,
-    day)s and their VIN's days before and after), plus the days whose sessions depend on them:
-    for a VIN whose session reaches into them or was left open before them, the day that
-    session started on (``_open_owner``); after them, the days an earlier session covered
-    (``_covered_after``). By day then VIN."""
+    day)s and their VIN's days before and after), and ``also`` (days whose clean file the same
+    run changed), plus the days whose sessions depend on them: for a VIN whose session reaches
+    into them or was left open before them, the day that session started on
+    (``_open_owner``); after them, the days an earlier session covered (``_covered_after``).
+    With ``changed``, only the changed days' sessions can depend on them. By day then VIN."""
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     wanted = None if vins is None else {validate_vin(vin) for vin in vins}
     known = storage.days("clean")
     if not known:
         return []
-    chosen: set[Partition] = set()
+    sources = set(existing(storage, "clean", also))
     if changed is not None:
-        chosen = set(existing(storage, "clean", around(changed)))
-    for day in [] if changed is not None else known:
-        if (date_from and day < date_from) or (date_to and day > date_to):
-            continue
-        for vin in storage.day_keys("clean", day):
-            if wanted is None or vin in wanted:
-                chosen.add((vin, day))
+        sources |= set(existing(storage, "clean", changed))
+        chosen = set(existing(storage, "clean", around(changed))) | sources
+    else:
+        chosen = set(sources)
+        for day in known:
+            if (date_from and day < date_from) or (date_to and day > date_to):
+                continue
+            for vin in storage.day_keys("clean", day):
+                if wanted is None or vin in wanted:
+                    chosen.add((vin, day))
+        sources = chosen
     one = timedelta(days=1)
+    # with --changed, the days around a changed one are chosen, but the session it depends on
+    # may have started before them: follow it from the changed day itself
     owners = {
         (vin, _open_owner(storage, vin, day, known[0]))
-        for vin, day in chosen
-        if (vin, day - one) not in chosen
+        for vin, day in sources
+        if changed is not None or (vin, day - one) not in chosen
     }
     repairs = {(vin, owner) for vin, owner in owners if owner is not None} - chosen
     if repairs:
@@ -237,13 +270,63 @@ def select_partitions(
         )
     covered = {
         (vin, later)
-        for vin, day in chosen
-        if (vin, day + one) not in chosen
+        for vin, day in sources
+        if changed is not None or (vin, day + one) not in chosen
         for later in _covered_after(storage, vin, day, known[-1])
     } - chosen
     if covered:
         logger.info("segment: %d later day(s) were covered by a session: redone", len(covered))
-    return sorted(chosen | repairs | covered, key=lambda p: (p[1], p[0]))
+    selected = chosen | repairs | covered
+    between = _days_between(selected) - selected
+    if between:
+        logger.info(
+            "segment: %d day(s) without rows of their own between them: segmented", len(between)
+        )
+    return sorted(selected | between, key=lambda p: (p[1], p[0]))
+
+
+def _days_between(partitions: set[Partition]) -> set[Partition]:
+    """For each VIN, the days between two of its ``partitions`` (days without rows, where a
+    session laid in the gap may start, or days an earlier session covers), at most
+    ``MAX_FOLLOW_DAYS + 1`` after the earlier one or before the later one (beyond that no
+    session is followed)."""
+    days: dict[str, list[date]] = {}
+    for vin, day in partitions:
+        days.setdefault(vin, []).append(day)
+    reach = MAX_FOLLOW_DAYS + 1
+    found = set()
+    for vin, listed in days.items():
+        ordered = sorted(listed)
+        for a, b in itertools.pairwise(ordered):
+            gap = (b - a).days
+            for n in range(1, gap):
+                if n <= reach or gap - n <= reach:
+                    found.add((vin, a + timedelta(days=n)))
+    return found
+
+
+def _covered(storage: Storage, noted: Iterable[Partition], done: set[Partition]) -> set[Partition]:
+    """The noted clean (VIN, day)s whose sessions are up to date after this run: the day and
+    the day after (it reads the day) segmented or without a clean file, and the earlier day
+    whose last session runs into the day (``_open_owner``), if any, segmented."""
+    one = timedelta(days=1)
+    noted = set(noted)
+    days = {day + shift for _, day in noted for shift in (0 * one, one)}
+    present = {day: storage.day_keys("clean", day) for day in days}
+    known = storage.days("clean")
+
+    def fresh(vin: str, day: date) -> bool:
+        return (vin, day) in done or vin not in present[day]
+
+    def owner_done(vin: str, day: date) -> bool:
+        owner = _open_owner(storage, vin, day, known[0]) if known else None
+        return owner is None or (vin, owner) in done
+
+    return {
+        (vin, day)
+        for vin, day in noted
+        if fresh(vin, day) and fresh(vin, day + one) and owner_done(vin, day)
+    }
 
 
 def _covered_after(storage: Storage, vin: str, day: date, last: date) -> list[date]:
@@ -317,13 +400,15 @@ def run_segment(
     lock_wait: float = 0.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     changed: bool = False,
+    also: Sequence[Partition] = (),
 ) -> SegmentSummary:
     """Segment every selected (VIN, day) (see the module doc) and replace their rows in the
     ``segments`` table of ``engine`` (when given). Failed partitions are listed in the summary,
     never raised: ``summary.raise_for_failures()`` does that.
 
     ``changed`` selects instead the (VIN, day)s that the clean files written since the last
-    such run touch (``bibev.pipeline.changes``).
+    such run touch (``bibev.pipeline.changes``). ``also``: more (VIN, day)s whose clean file
+    changed (``transform all`` passes those its clean step cleaned before the range).
 
     The VINs of a day are segmented ``batch_size`` at a time, in one query: a worker's memory
     is bounded by a batch (clean rows of three days of ``batch_size`` vehicles); the files are
@@ -338,7 +423,8 @@ def run_segment(
         date_from=date_from,
         date_to=date_to,
         vins=vins,
-        changed=notes.partitions if changed and notes else None,
+        changed=notes.partitions if changed else None,
+        also=also,
     )
     if not partitions:
         storage.check_root()  # nothing to do, or a mistyped root: say which
@@ -370,8 +456,11 @@ def run_segment(
         from bibev.db.segments import replace_segments
 
         stored = replace_segments(engine, ((r.vin, r.day, r.sessions) for r in done))
-    if notes is not None and not failures:  # the files and rows made from them are there
-        clear(storage, notes)
+    # the files and rows made from the changed clean files are there
+    if everything and not failures:
+        settle(storage, notes, set(notes.partitions))  # every day done
+    else:
+        settle(storage, notes, _covered(storage, notes.partitions, {(r.vin, r.day) for r in done}))
     summary = SegmentSummary(
         results=done,
         failures=sorted(failures),
