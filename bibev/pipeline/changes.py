@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from bibev.errors import ConfigError, DataContractError
+from bibev.errors import ConfigError, DataContractError, StorageError
 from bibev.storage import Storage, validate_vin
 
 logger = logging.getLogger(__name__)
@@ -94,10 +94,15 @@ def pending(storage: Storage, layer: str) -> Pending:
         name = key.removeprefix(folder)
         if "/" in name or not name.endswith(".json"):
             continue
-        data = storage.read_bytes(key)
+        try:
+            data = storage.read_bytes(key)
+        except StorageError:
+            if storage.exists(key):
+                raise
+            continue  # settled by another run since it was listed
         try:
             notes.append(_read(key, name, data))
-        except (KeyError, ValueError, TypeError, DataContractError) as exc:
+        except (KeyError, ValueError, TypeError, RecursionError, DataContractError) as exc:
             _quarantine(storage, key, data, f"not a note of changed (VIN, day)s: {exc}")
     return Pending(layer, tuple(notes))
 
@@ -122,7 +127,7 @@ def settle(storage: Storage, notes: Pending, done: set[Partition]) -> int:
             waiting |= item.partitions
             continue
         left = item.partitions - done
-        if left != item.partitions:
+        if left != item.partitions or not left:
             note(storage, notes.layer, left, by=item.by)  # the rest first: nothing is lost
             storage.delete(item.key)
         waiting |= left

@@ -167,3 +167,31 @@ def test_a_clean_run_in_the_middle_of_a_compaction_misses_nothing(
         assert overlapped.list(layer) == keys
         assert all(overlapped.read_bytes(k) == reference.read_bytes(k) for k in keys)
     assert overlapped.list("changes") == reference.list("changes") == []
+
+
+def test_a_deeply_nested_note_is_quarantined_and_an_empty_one_settled(storage: Storage) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    storage.write_text("changes/clean/20250301T000000000000Z-deep.json", deep)
+    empty = "changes/clean/20250301T000000000000Z-empty.json"
+    storage.write_text(empty, '{"layer": "clean", "by": "someone", "partitions": []}')
+    notes = pending(storage, "clean")
+    assert [n.key for n in notes.notes] == [empty]
+    assert len(storage.list("quarantine/changes")) == 1
+    assert settle(storage, notes, set()) == 0
+    assert storage.list("changes/clean") == []
+
+
+def test_a_note_settled_by_another_run_meanwhile_is_skipped(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = note(storage, "clean", [(VIN, D1)], by="transform clean")
+    kept = note(storage, "clean", [(VIN, D2)], by="transform clean")
+    listed = storage.list
+
+    def list_then_settle(prefix: str) -> list[str]:
+        found = listed(prefix)
+        storage.delete(gone or "")  # another run removes it between listing and reading
+        return found
+
+    monkeypatch.setattr(storage, "list", list_then_settle)
+    assert [n.key for n in pending(storage, "clean").notes] == [kept]

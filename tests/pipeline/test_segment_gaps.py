@@ -75,3 +75,47 @@ def test_night_by_night(cleaned: Path, tmp_path: Path) -> None:
             shutil.copytree(folder, tmp_path / "root" / "clean" / f"{day:%Y/%m/%d}")
             run_segment(storage, workers=1, date_from=day, date_to=day)
     check(storage)
+
+
+def _changed_night(storage: Storage) -> None:
+    run_compact(storage, now=datetime(2025, 6, 1, tzinfo=UTC), workers=1)
+    run_clean(storage, workers=1, changed=True)
+    run_segment(storage, workers=1, changed=True)
+
+
+@pytest.mark.parametrize(
+    ("seed", "vin", "never", "late"),
+    [
+        # a day that arrives late inside a span an earlier idle covered
+        (1, "5YJSA1E24MF150626", ["2025-03-06"], "2025-03-03"),
+        # a day that arrives late after a gap where a drive was laid across midnight
+        (5, "LRW3E1EB9PF878884", ["2025-03-03", "2025-03-04"], "2025-03-05"),
+    ],
+)
+def test_a_late_day_redoes_the_days_whose_sessions_met_it(
+    tmp_path: Path, seed: int, vin: str, never: list[str], late: str
+) -> None:
+    """`compact` then `--changed`, one vehicle's day arriving a night late: the sessions end
+    as in one run over every day with that day there from the start, with no hole or
+    overlap."""
+    config = SimConfig(start=FIRST, vehicles=6, days=6, seed=seed)
+    nightly, reference = Storage(str(tmp_path / "n")), Storage(str(tmp_path / "r"))
+    for storage in (nightly, reference):
+        simulate_fleet(config, storage)
+        for day in never:
+            shutil.rmtree(Path(storage.url) / "temp" / vin / day)
+    held = tmp_path / "held"
+    shutil.move(Path(nightly.url) / "temp" / vin / late, held)
+    _changed_night(nightly)
+    (Path(nightly.url) / "temp" / vin).mkdir(parents=True, exist_ok=True)
+    shutil.move(held, Path(nightly.url) / "temp" / vin / late)
+    _changed_night(nightly)
+
+    run_compact(reference, now=datetime(2025, 6, 1, tzinfo=UTC), workers=1)
+    run_clean(reference, workers=1)
+    run_segment(reference, workers=1)
+    keys = reference.list("segments")
+    assert keys
+    assert nightly.list("segments") == keys
+    assert [nightly.read_bytes(k) for k in keys] == [reference.read_bytes(k) for k in keys]
+    assert nightly.list("changes") == []

@@ -182,7 +182,10 @@ def run_clean(
     failures += _failures(results)
     done = [r.value for r in results if r.ok]
     days = sorted({r.day for r in done} | {day for _, day in partitions})
-    note(storage, "clean", [(r.vin, r.day) for r in done if r.written], by="transform clean")
+    # a failed batch may have written some files before it failed (its partitions then run
+    # again alone, and find them unchanged): with failures, every partition is noted
+    noted = partitions + before if failed else [(r.vin, r.day) for r in done if r.written]
+    note(storage, "clean", noted, by="transform clean")
     storage.delete_many(key for key in intents if key)
     stored = 0
     if engine is not None and done:

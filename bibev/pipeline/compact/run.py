@@ -291,8 +291,9 @@ def run_compact(
             intents.append(note(storage, "compressed", second_pass, by="compact", running=True))
         outcomes += run(second_pass, on_progress=progress)
     if not dry_run:
-        written = [(o.result.vin, o.result.day) for o in outcomes if o.result and o.result.written]
-        note(storage, "compressed", written, by="compact")
+        # a failed partition may have written its file before it failed: noted as changed
+        noted = [o.partition for o in outcomes if o.result is None or o.result.written]
+        note(storage, "compressed", noted, by="compact")
         storage.delete_many(key for key in intents if key)
     summary = CompactSummary(
         results=[o.result for o in outcomes if o.result is not None],

@@ -57,6 +57,8 @@ DEFAULT_BATCH_SIZE = 100
 #: How many days after its window a session still running at the window's end is followed
 #: (``_follow_open_sessions``); one running longer is cut there, flagged ``open_end``.
 MAX_FOLLOW_DAYS = 31
+#: Rounds of redoing the days next to the redone ones whose sessions no longer meet them.
+MAX_SEAM_ROUNDS = 3
 
 
 def lock_name(day: date) -> str:
@@ -112,9 +114,10 @@ def _segment_day_batch(job: SegmentJob, day: date, vins: list[str]) -> list[Segm
     storage = job.storage
     rows, rows_in = read_windows(storage, vins, day, job.lookaround_days)
     sessions = segment_day(rows.lazy(), day, job.params).collect()
-    # a day without rows of its own: a session laid in the gap across it may start there
-    rowless = {vin for vin in vins if not rows_in[vin]}
-    sessions = _follow_open_sessions(job, day, rows, sessions, rowless)
+    # No session of its own on the day (no rows, or an earlier session covers its rows): one
+    # laid in a telemetry gap around the day may still start there, once both sides are seen.
+    unowned = set(vins) - set(sessions["vin"].to_list())
+    sessions = _follow_open_sessions(job, day, rows, sessions, unowned)
     by_vin = sessions.partition_by("vin", as_dict=True, maintain_order=True)
     frames = {vin: by_vin.get((vin,), sessions.clear()) for vin in vins}
     stored = write_segments(storage, day, frames)
@@ -133,7 +136,7 @@ def _follow_open_sessions(
     day: date,
     rows: pl.DataFrame,
     sessions: pl.DataFrame,
-    rowless: set[str] | None = None,
+    unowned: set[str] | None = None,
 ) -> pl.DataFrame:
     """``sessions`` with the sessions at the edges of each VIN's rows followed to their ends.
 
@@ -145,12 +148,12 @@ def _follow_open_sessions(
     to ``MAX_FOLLOW_DAYS`` days beyond the window; a session longer than that stays cut,
     flagged. Only the vehicles followed are segmented again: the others' sessions do not depend
     on rows further away. So every session is whole in the day it starts on, and the days it
-    covers have no hole. The ``rowless`` vehicles (no rows on ``day``) are followed both ways
-    until rows are found on each side: a session may start on ``day`` inside the gap between
-    them."""
+    covers have no hole. The ``unowned`` vehicles (no session of their own on ``day``) are
+    followed both ways until rows are found on each side: a session laid in the gap between
+    them may start on ``day``."""
     backward, forward = _open_edges(sessions)
-    rowless = rowless or set()
-    lonely_before, lonely_after = _without_sides(rows, day, rowless)
+    unowned = unowned or set()
+    lonely_before, lonely_after = _without_sides(rows, day, unowned)
     backward, forward = backward | lonely_before, forward | lonely_after
     if not backward and not forward:
         return sessions
@@ -175,7 +178,7 @@ def _follow_open_sessions(
         redone = segment_day(mine, day, job.params).collect()
         followed |= {vin: redone.filter(pl.col("vin") == vin) for vin in chased}
         still_start, still_end = _open_edges(redone)
-        lonely_before, lonely_after = _without_sides(rows, day, rowless)
+        lonely_before, lonely_after = _without_sides(rows, day, unowned)
         backward = (backward & still_start) | (backward & lonely_before)
         forward = (forward & still_end) | (forward & lonely_after)
     if not followed:
@@ -329,6 +332,47 @@ def _covered(storage: Storage, noted: Iterable[Partition], done: set[Partition])
     }
 
 
+def _seams(storage: Storage, done: set[Partition]) -> set[Partition]:
+    """The days, next to each VIN's redone ones, whose sessions no longer meet them: the
+    last session before the first redone day must end where the first session from that day
+    on starts, and the first session after the last redone day must start where the last
+    one up to it ends. A redone session may now end sooner or later (late data inside a gap
+    moves what was laid there), and the day that owns its neighbour must be redone too."""
+    found = set()
+    days: dict[str, list[date]] = {}
+    for vin, day in done:
+        days.setdefault(vin, []).append(day)
+    listed: dict[date, dict[str, str]] = {}  # one listing per day, not one request per file
+    for vin, mine in days.items():
+        first, last = min(mine), max(mine)
+        before = _next_sessions(storage, listed, vin, first, -1)
+        since = _next_sessions(storage, listed, vin, first - timedelta(days=1), 1)
+        if before and since and before[1]["end"].max() != since[1]["start"].min():
+            found.add((vin, before[0]))
+        upto = _next_sessions(storage, listed, vin, last + timedelta(days=1), -1)
+        after = _next_sessions(storage, listed, vin, last, 1)
+        if upto and after and upto[1]["end"].max() != after[1]["start"].min():
+            found.add((vin, after[0]))
+    return found
+
+
+def _next_sessions(
+    storage: Storage, listed: dict[date, dict[str, str]], vin: str, day: date, step: int
+) -> tuple[date, pl.DataFrame] | None:
+    """The first day after ``day`` (``step`` 1) or before it (-1) with sessions of ``vin`` in
+    its file, and those sessions; ``None`` within ``MAX_FOLLOW_DAYS + 1`` days. ``listed``
+    caches the listings of the segments days."""
+    for n in range(1, MAX_FOLLOW_DAYS + 2):
+        other = day + timedelta(days=step * n)
+        if other not in listed:
+            listed[other] = storage.day_keys("segments", other)
+        if vin in listed[other]:
+            sessions = storage.read_parquet(listed[other][vin], columns=["start", "end"])
+            if sessions.height:
+                return other, sessions
+    return None
+
+
 def _covered_after(storage: Storage, vin: str, day: date, last: date) -> list[date]:
     """The later days of ``vin`` whose sessions file is empty because a session of ``day`` (or
     before) covered them: redone with ``day``, since that session may now end sooner. Walks
@@ -437,18 +481,28 @@ def run_segment(
     job = SegmentJob(
         storage, params or DEFAULT_PARAMS, clean_span=_span(storage.days("clean"), date.today())
     )
+    run = partial(
+        run_batches,
+        partial(segment_batch, job),
+        batch_size=batch_size,
+        workers=workers,
+        dask_address=dask_address,
+        on_progress=on_progress,
+    )
     with ExitStack() as stack:
         refused = take_day_locks(stack, storage, days, lock_name, lock_wait)
-        runnable = [p for p in partitions if p[1] not in refused]
-        results = run_batches(
-            partial(segment_batch, job),
-            runnable,
-            batch_size=batch_size,
-            workers=workers,
-            dask_address=dask_address,
-            on_progress=on_progress,
-        )
-    failures = [(f"{vin} {day}", reason) for vin, day in partitions if (reason := refused.get(day))]
+        results = run([p for p in partitions if p[1] not in refused])
+        attempted = list(partitions)
+        for _ in range(MAX_SEAM_ROUNDS):
+            seams = _seams(storage, {r.partition for r in results if r.ok}) - set(attempted)
+            if not seams:
+                break
+            logger.info("segment: %d day(s) no longer meet the sessions redone: redone", len(seams))
+            more_days = sorted({day for _, day in seams} - {day for _, day in attempted})
+            refused |= take_day_locks(stack, storage, more_days, lock_name, lock_wait)
+            attempted += sorted(seams, key=lambda p: (p[1], p[0]))
+            results += run([p for p in sorted(seams) if p[1] not in refused])
+    failures = [(f"{vin} {day}", reason) for vin, day in attempted if (reason := refused.get(day))]
     failures += _failures(results)
     done = [r.value for r in results if r.ok]
     stored = 0
