@@ -338,32 +338,45 @@ def _seams(storage: Storage, done: set[Partition]) -> set[Partition]:
     on starts, and the first session after the last redone day must start where the last
     one up to it ends. A redone session may now end sooner or later (late data inside a gap
     moves what was laid there), and the day that owns its neighbour must be redone too."""
-    found = set()
+    found: set[Partition] = set()
     days: dict[str, list[date]] = {}
     for vin, day in done:
         days.setdefault(vin, []).append(day)
     listed: dict[date, dict[str, str]] = {}  # one listing per day, not one request per file
+    segmented = storage.days("segments")
+    if not segmented:
+        return found
+    span = (segmented[0], segmented[-1])
     for vin, mine in days.items():
         first, last = min(mine), max(mine)
-        before = _next_sessions(storage, listed, vin, first, -1)
-        since = _next_sessions(storage, listed, vin, first - timedelta(days=1), 1)
-        if before and since and before[1]["end"].max() != since[1]["start"].min():
-            found.add((vin, before[0]))
-        upto = _next_sessions(storage, listed, vin, last + timedelta(days=1), -1)
-        after = _next_sessions(storage, listed, vin, last, 1)
-        if upto and after and upto[1]["end"].max() != after[1]["start"].min():
-            found.add((vin, after[0]))
+        before = _next_sessions(storage, listed, span, vin, first, -1)
+        if before:  # (the files read only when there is a neighbour to meet)
+            since = _next_sessions(storage, listed, span, vin, first - timedelta(days=1), 1)
+            if since and before[1]["end"].max() != since[1]["start"].min():
+                found.add((vin, before[0]))
+        after = _next_sessions(storage, listed, span, vin, last, 1)
+        if after:
+            upto = _next_sessions(storage, listed, span, vin, last + timedelta(days=1), -1)
+            if upto and upto[1]["end"].max() != after[1]["start"].min():
+                found.add((vin, after[0]))
     return found
 
 
 def _next_sessions(
-    storage: Storage, listed: dict[date, dict[str, str]], vin: str, day: date, step: int
+    storage: Storage,
+    listed: dict[date, dict[str, str]],
+    span: tuple[date, date],
+    vin: str,
+    day: date,
+    step: int,
 ) -> tuple[date, pl.DataFrame] | None:
     """The first day after ``day`` (``step`` 1) or before it (-1) with sessions of ``vin`` in
-    its file, and those sessions; ``None`` within ``MAX_FOLLOW_DAYS + 1`` days. ``listed``
-    caches the listings of the segments days."""
+    its file, and those sessions; ``None`` within ``MAX_FOLLOW_DAYS + 1`` days or outside
+    ``span`` (the first and last day of ``segments/``). ``listed`` caches the day listings."""
     for n in range(1, MAX_FOLLOW_DAYS + 2):
         other = day + timedelta(days=step * n)
+        if not span[0] <= other <= span[1]:
+            return None
         if other not in listed:
             listed[other] = storage.day_keys("segments", other)
         if vin in listed[other]:
