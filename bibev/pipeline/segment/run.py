@@ -308,21 +308,23 @@ def _days_between(partitions: set[Partition]) -> set[Partition]:
     return found
 
 
-def _covered(storage: Storage, noted: Iterable[Partition], done: set[Partition]) -> set[Partition]:
+def _covered(
+    storage: Storage, noted: Iterable[Partition], done: set[Partition], first: date
+) -> set[Partition]:
     """The noted clean (VIN, day)s whose sessions are up to date after this run: the day and
     the day after (it reads the day) segmented or without a clean file, and the earlier day
-    whose last session runs into the day (``_open_owner``), if any, segmented."""
+    whose last session runs into the day (``_open_owner``, down to ``first``), if any,
+    segmented."""
     one = timedelta(days=1)
     noted = set(noted)
     days = {day + shift for _, day in noted for shift in (0 * one, one)}
     present = {day: storage.day_keys("clean", day) for day in days}
-    known = storage.days("clean")
 
     def fresh(vin: str, day: date) -> bool:
         return (vin, day) in done or vin not in present[day]
 
     def owner_done(vin: str, day: date) -> bool:
-        owner = _open_owner(storage, vin, day, known[0]) if known else None
+        owner = _open_owner(storage, vin, day, first)
         return owner is None or (vin, owner) in done
 
     return {
@@ -527,7 +529,9 @@ def run_segment(
     if everything and not failures:
         settle(storage, notes, set(notes.partitions))  # every day done
     else:
-        settle(storage, notes, _covered(storage, notes.partitions, {(r.vin, r.day) for r in done}))
+        redone = {(r.vin, r.day) for r in done}
+        first = job.clean_span[0] if job.clean_span else date.today()
+        settle(storage, notes, _covered(storage, notes.partitions, redone, first))
     summary = SegmentSummary(
         results=done,
         failures=sorted(failures),
