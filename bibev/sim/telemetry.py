@@ -58,9 +58,11 @@ def wire_values(f: Field, signals: Signals, rows: np.ndarray) -> tuple[np.ndarra
 def _sendable(f: Field, value: np.ndarray) -> np.ndarray:
     if f.kind != ENUM:
         return np.ones(value.size, dtype=bool)
-    known = np.array([name is not None for name in f.names])
+    known = np.array([name is not None for name in f.names], dtype=bool)
     codes = value.astype(np.int64)
-    return (codes >= 0) & (codes < known.size) & known[np.clip(codes, 0, known.size - 1)]
+    ok = (codes >= 0) & (codes < known.size)
+    ok[ok] = known[codes[ok]]  # gather only in range: an enum without names has no code 0
+    return ok
 
 
 @dataclass
@@ -284,9 +286,12 @@ def poll_rows(
         start = window[0] + int(phase[p] % np.uint64(step))
         polls = np.arange(start, window[1], step, dtype=np.int64)
         j = np.searchsorted(keys, (np.int64(p) << _T_BITS) | polls, side="right") - 1
-        ok = j >= 0
+        ok = j >= 0  # j = -1: no sample sorts at or before this poll
         ok[ok] = pos[j[ok]] == p
-        age = np.where(ok, polls - t[np.clip(j, 0, None)], np.iinfo(np.int64).max)
+        # Gather only where j is a sample of this vehicle: t is empty when no vehicle of the
+        # batch was awake and online all day, and then even a clipped index is out of bounds.
+        age = np.full(polls.size, np.iinfo(np.int64).max)
+        age[ok] = polls[ok] - t[j[ok]]
         ok &= (age == 0) if awake_only else (age <= STALE_LIMIT_S)
         found_rows.append(rows[j[ok]])
         found_t.append(polls[ok])

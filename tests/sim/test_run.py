@@ -176,6 +176,19 @@ def test_offline_charges_left_no_telemetry(tmp_path):
         assert inside == []
 
 
+def test_a_day_the_whole_fleet_sleeps_through_leaves_no_files(tmp_path):
+    """Seed 4's two Teslas sleep through 2025-03-03. The Fleet API poll run writes no file for
+    that day and goes on with the next two (it used to stop there with an IndexError)."""
+    run = simulate(tmp_path, vehicles=2, days=5, seed=4, format="fleet-api-json")
+    sessions = pl.read_parquet(run.root / "truth/sessions.parquet")
+    day, next_day = datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)
+    that_day = sessions.filter((pl.col("start") < next_day) & (pl.col("end") > day))
+    assert that_day["kind"].to_list() == ["idle", "idle"]
+    folders = {tuple(key.split("/")[1:3]) for key, _, _ in run.lines()}
+    written = ["2025-03-01", "2025-03-02", "2025-03-04", "2025-03-05"]
+    assert folders == {(vin, d) for vin in run.summary.vins for d in written}
+
+
 @pytest.mark.parametrize(
     "options",
     [

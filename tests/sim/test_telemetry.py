@@ -12,12 +12,16 @@ from bibev.sim.physics import VehicleSim
 from bibev.sim.pipeline import simulate_batch
 from bibev.sim.plan import day_start_utc
 from bibev.sim.rng import Purpose, hash64
-from bibev.sim.telemetry import Periods
+from bibev.sim.signals import Signals, VehicleDay
+from bibev.sim.telemetry import Periods, sample_poll
+from bibev.sim.trace import empty_trace
+from bibev.sim.wire import FORMATS
 from bibev.sim.wire.tesla import FLEET_TELEMETRY
 
 from .conftest import START
 
 SEED = 5
+POLL_FORMATS = [f for f in FORMATS.values() if f.mode == "poll"]
 
 
 def _batch(mess: bool):
@@ -117,3 +121,20 @@ def test_clean_delivery_is_in_order_without_copies(clean):
     assert d.messages.height == clean.sampled.msg_sample.size
     assert set(d.messages["copy"].to_list()) == {0}
     assert d.stats["skewed"] == d.stats["late"] == 0
+
+
+@pytest.mark.parametrize("fmt", POLL_FORMATS, ids=lambda f: f.name)
+def test_polls_of_a_batch_that_slept_all_day_get_no_answer(fmt):
+    """A batch whose vehicles never woke up has no samples at all: every poll of the day goes
+    unanswered (it used to index the empty trace and raise an IndexError)."""
+    fleet = make_fleet(SEED, 2, fmt.provider, START)
+    days = [VehicleDay(v, v.model.nominal_kwh, 100.0) for v in fleet]
+    signals = Signals(empty_trace(), np.zeros(0, np.int32), days, seed=SEED, mess=True)
+    per_vehicle = {"poll": np.array([v.poll_interval_s for v in fleet], dtype=np.int64)}
+    start = day_start_utc(START)
+    no_rows = np.zeros(0, dtype=np.int64)
+    sampled = sample_poll(
+        fmt, signals, no_rows, per_vehicle, (start, start + 86400), seed=SEED, mess=True
+    )
+    assert sampled.msg_sample.size == sampled.msg_time_s.size == 0
+    assert sampled.msg.size == sampled.value.size == 0
