@@ -118,3 +118,64 @@ def _late(schedule: Schedule) -> list[str]:
         for name, arrives in schedule.nights.items()
         if arrives > (date.fromisoformat(name.split("/")[1]) - FIRST).days
     ]
+
+
+def fleet_with_missing_days(root: Path, reference: Path, rng: random.Random, seed: int) -> list[str]:
+    """A simulated fleet under ``root/temp`` (copied to ``reference``) with a random 15 % of
+    its vehicle-days never sent; its days."""
+    config = SimConfig(
+        start=FIRST,
+        vehicles=rng.randint(2, 5),
+        days=DAYS,
+        seed=seed,
+        provider=rng.choice(STREAMED),
+    )
+    simulate_fleet(config, Storage(str(root)))
+    days = sorted({name.split("/")[1] for name in temp_files(root)})
+    for folder in sorted((root / "temp").glob("*/*")):
+        if rng.random() < 0.15:
+            shutil.rmtree(folder)
+    shutil.copytree(root / "temp", reference / "temp")
+    bibev(reference, "compact")
+    bibev(reference, "transform", "all")
+    return days
+
+
+def assert_same(found: Path, reference: Path, where: str) -> None:
+    expected = layers(reference)
+    assert sorted(layers(found)) == sorted(expected), where
+    differ = [key for key, data in layers(found).items() if data != expected[key]]
+    assert differ == [], where
+    assert stored(f"sqlite:///{found}.db") == stored(f"sqlite:///{reference}.db"), where
+
+
+@pytest.mark.parametrize("case", range(CASES))
+def test_days_segmented_in_any_order_end_as_one_run(isolated: Path, case: int) -> None:
+    """Every day compacted and cleaned, some days missing for some vehicles, then segmented one
+    `--date` at a time, newest first or shuffled: the same files and rows as one run."""
+    rng = random.Random(10_000 + case)
+    shuffled, reference = isolated / "shuffled", isolated / "reference"
+    days = fleet_with_missing_days(shuffled, reference, rng, seed=2000 + case)
+    bibev(shuffled, "compact")
+    bibev(shuffled, "transform", "clean")
+    order = days[::-1] if case % 2 == 0 else rng.sample(days, len(days))
+    for day in order:
+        bibev(shuffled, "transform", "segment", "--date", day)
+    assert_same(shuffled, reference, f"case {case}, order {order}")
+
+
+@pytest.mark.parametrize("case", range(CASES))
+def test_a_backfill_in_any_order_then_changed_ends_as_one_run(isolated: Path, case: int) -> None:
+    """`transform all --date D` over the days in any order (each day cleaned when its turn
+    comes, so a day's neighbours may be cleaned after it was segmented), then one
+    `transform all --changed`: the same files and rows as one run."""
+    rng = random.Random(20_000 + case)
+    shuffled, reference = isolated / "shuffled", isolated / "reference"
+    days = fleet_with_missing_days(shuffled, reference, rng, seed=4000 + case)
+    bibev(shuffled, "compact")
+    order = days[::-1] if case % 2 == 0 else rng.sample(days, len(days))
+    for day in order:
+        bibev(shuffled, "transform", "all", "--date", day)
+    bibev(shuffled, "transform", "all", "--changed")
+    assert_same(shuffled, reference, f"case {case}, order {order}")
+    assert not (shuffled / "changes").exists()

@@ -253,3 +253,20 @@ def test_night_after_night_an_idle_of_several_days_ends_as_if_run_at_once(
     assert [(r["kind"], r["start"], r["end"]) for r in load_segments(engine)] == [
         (kind, start, end) for kind, start, end in written_sessions(at_once)
     ]
+
+
+def test_a_damaged_segments_file_next_to_the_range_is_written_again(storage: Storage) -> None:
+    """The sessions file of the day before is truncated: segmenting the next day reads it to
+    see whether its last session reaches into the range, finds it damaged, and segments that
+    day again instead of failing the run."""
+    put_clean(storage, two_days(), [DAY1, DAY2])
+    run_segment(storage, workers=1)
+    key = storage.day_key("segments", DAY1, VIN)
+    whole = storage.read_bytes(key)
+    storage.write_bytes(key, whole[:100])
+
+    summary = run_segment(storage, workers=1, date_from=DAY2, date_to=DAY2)
+
+    assert summary.failures == []
+    assert sorted(r.day for r in summary.results) == [DAY1, DAY2]
+    assert storage.read_bytes(key) == whole

@@ -29,10 +29,13 @@ from bibev.pipeline.segment.rules import IDLE, label_rows, shifted
 from bibev.pipeline.segment.sessions import computed, session_runs, settle
 
 
-def active_sessions(rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) -> pl.LazyFrame:
+def active_sessions(
+    rows: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS, runs: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Labelled rows → the charging and driving sessions, observed and offline, in time order
-    and never overlapping (a later session starts no earlier than the one before ends)."""
-    runs = session_runs(rows, params)
+    and never overlapping (a later session starts no earlier than the one before ends).
+    ``runs``: their ``session_runs``, when already computed."""
+    runs = session_runs(rows, params) if runs is None else runs
     gaps = settle(read_gaps(runs, params))
     observed = (
         extend_runs(runs, gaps)
@@ -124,14 +127,47 @@ def segment_series(clean: pl.LazyFrame, params: SegmentParams = DEFAULT_PARAMS) 
     """Clean rows (``bibev.schema.CLEAN_SCHEMA``) of one vehicle or many, in any order → their
     sessions with features (``SEGMENT_SCHEMA`` without ``segment_id`` and ``day``), by VIN
     then start."""
+    return _series(clean, params)[0]
+
+
+def _series(clean: pl.LazyFrame, params: SegmentParams) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """``segment_series`` and the ``chain_reach`` of the rows."""
     labelled = computed(label_rows(clean, params))
     if labelled.height == 0:
-        return pl.LazyFrame(
-            schema={k: v for k, v in SEGMENT_SCHEMA.items() if k not in ("segment_id", "day")}
-        )
+        empty = {k: v for k, v in SEGMENT_SCHEMA.items() if k not in ("segment_id", "day")}
+        return pl.LazyFrame(schema=empty), chain_reach(pl.LazyFrame(schema=_RUN_BOUNDS))
     rows = labelled.lazy()
-    sessions = with_idle(active_sessions(rows, params), rows)
-    return settle(session_features(sessions, rows, params))
+    runs = session_runs(rows, params)
+    sessions = with_idle(active_sessions(rows, params, runs), rows)
+    return settle(session_features(sessions, rows, params)), chain_reach(runs)
+
+
+_RUN_BOUNDS = {
+    "vin": pl.String(),
+    "chain": pl.Int32(),
+    "start": pl.Datetime("us", "UTC"),
+    "last": pl.Datetime("us", "UTC"),
+}
+
+
+def chain_reach(runs: pl.LazyFrame) -> pl.DataFrame:
+    """Per VIN of ``runs``, the start of its second chain (``inner_start``) and the last row of
+    its last but one (``inner_last``); null with a single chain.
+
+    A chain is a stretch of rows without a telemetry gap (a session continued across one
+    joins two). What is laid inside a gap is read from the whole chains on both sides of it
+    (``offline.gap_sides``), so the sessions from the first chain's gap to the second chain's
+    start, and those from the last but one chain's end on, may change with rows beyond the
+    ones given: the first and last chains may be cut."""
+    chains = runs.group_by("vin", "chain").agg(
+        start=pl.col("start").min(), last=pl.col("last").max()
+    )
+    return computed(
+        chains.group_by("vin").agg(
+            inner_start=pl.col("start").sort().slice(1, 1).first(),
+            inner_last=pl.col("last").sort(descending=True).slice(1, 1).first(),
+        )
+    )
 
 
 def segment_id(vin: str, kind: str, start: datetime) -> str:
@@ -172,3 +208,12 @@ def segment_day(
     the days around it too (at least the day before and the day after) so that sessions
     crossing midnight are seen whole."""
     return sessions_of_day(segment_series(clean, params), day)
+
+
+def segment_day_reach(
+    clean: pl.LazyFrame, day: date, params: SegmentParams = DEFAULT_PARAMS
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``segment_day`` (computed) and the ``chain_reach`` of ``clean``: whether the rows given
+    were enough for the day's sessions."""
+    sessions, reach = _series(clean, params)
+    return sessions_of_day(sessions, day).collect(), reach

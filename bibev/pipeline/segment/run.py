@@ -40,7 +40,7 @@ from bibev.errors import ConfigError
 from bibev.executors import OnProgress, PartitionResult
 from bibev.pipeline.changes import notes_for, settle
 from bibev.pipeline.partitions import log_done, raise_for_failures, run_batches, take_day_locks
-from bibev.pipeline.segment.day import segment_day
+from bibev.pipeline.segment.day import segment_day_reach
 from bibev.pipeline.segment.files import encode, read_windows, write_segments
 from bibev.pipeline.segment.follow import follow_open_sessions, span
 from bibev.pipeline.segment.params import DEFAULT_PARAMS, SegmentParams
@@ -111,11 +111,11 @@ def segment_partition(job: SegmentJob, partition: Partition) -> SegmentResult:
 def _segment_day_batch(job: SegmentJob, day: date, vins: list[str]) -> list[SegmentResult]:
     storage = job.storage
     rows, rows_in = read_windows(storage, vins, day, job.lookaround_days)
-    sessions = segment_day(rows.lazy(), day, job.params).collect()
+    sessions, reach = segment_day_reach(rows.lazy(), day, job.params)
     # No session of its own on the day (no rows, or an earlier session covers its rows): one
     # laid in a telemetry gap around the day may still start there, once both sides are seen.
     unowned = set(vins) - set(sessions["vin"].to_list())
-    sessions = follow_open_sessions(job, day, rows, sessions, unowned)
+    sessions = follow_open_sessions(job, day, rows, sessions, reach, unowned)
     by_vin = sessions.partition_by("vin", as_dict=True, maintain_order=True)
     frames = {vin: by_vin.get((vin,), sessions.clear()) for vin in vins}
     stored = write_segments(storage, day, frames)

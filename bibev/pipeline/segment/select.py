@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from bibev.errors import ConfigError
+from bibev.errors import ConfigError, StorageError
 from bibev.pipeline.changes import around, existing
 from bibev.pipeline.segment.follow import MAX_FOLLOW_DAYS
 from bibev.storage import Storage, validate_vin
@@ -35,7 +35,9 @@ def _open_owner(storage: Storage, vin: str, day: date, first: date) -> date | No
             if storage.exists(storage.day_key("clean", earlier, vin)):
                 return None  # not segmented yet: nothing was left open there
             continue
-        frame = storage.read_parquet(key, columns=["end", "open_end"])
+        frame = _read_sessions(storage, key, ["end", "open_end"])
+        if frame is None:
+            return earlier  # damaged: redone, which writes it again
         if frame.height:
             end, still_open = frame.sort("end").row(-1)
             return earlier if still_open or end >= start else None
@@ -63,10 +65,13 @@ def select_partitions(
     known = storage.days("clean")
     if not known:
         return []
+    rows = RowDays(storage, known)
     sources = set(existing(storage, "clean", also))
     if changed is not None:
         sources |= set(existing(storage, "clean", changed))
-        chosen = set(existing(storage, "clean", around(changed))) | sources
+        # the days that read a changed day: those around it, or beyond its days without rows
+        neighbours = row_neighbours(rows, set(changed))
+        chosen = set(existing(storage, "clean", around(changed))) | neighbours | sources
     else:
         chosen = set(sources)
         for day in known:
@@ -98,12 +103,67 @@ def select_partitions(
     if covered:
         logger.info("segment: %d later day(s) were covered by a session: redone", len(covered))
     selected = chosen | repairs | covered
-    between = _days_between(selected) - selected
+    between = (_days_between(selected) | rowless_beside(rows, selected)) - selected
     if between:
         logger.info(
             "segment: %d day(s) without rows of their own between them: segmented", len(between)
         )
     return sorted(selected | between, key=lambda p: (p[1], p[0]))
+
+
+class RowDays:
+    """The days of ``clean/`` each VIN has rows on (a clean file), one listing per day looked
+    at; ``known``: the days of ``clean/``."""
+
+    def __init__(self, storage: Storage, known: list[date] | None = None) -> None:
+        self.storage = storage
+        self.known = storage.days("clean") if known is None else known
+        self._listed: dict[date, dict[str, str]] = {}
+
+    def has(self, vin: str, day: date) -> bool:
+        if day not in self._listed:
+            self._listed[day] = self.storage.day_keys("clean", day)
+        return vin in self._listed[day]
+
+    def beside(self, vin: str, day: date, step: int) -> tuple[list[date], date | None]:
+        """The days without rows of ``vin`` next to ``day`` on one side (``step`` -1 or 1),
+        and the first day with rows beyond them (``None``: none before the end of
+        ``clean/``)."""
+        passed = []
+        other = day + timedelta(days=step)
+        while self.known and self.known[0] <= other <= self.known[-1]:
+            if self.has(vin, other):
+                return passed, other
+            passed.append(other)
+            other += timedelta(days=step)
+        return passed, None
+
+
+def rowless_beside(rows: RowDays, partitions: Iterable[Partition]) -> set[Partition]:
+    """The days without rows of each VIN between each of its ``partitions`` and its nearest
+    day with rows on either side, when there is one, at most ``MAX_FOLLOW_DAYS + 1`` from
+    either: sessions laid in the gap may start there, and they depend on the partition's
+    rows."""
+    reach = MAX_FOLLOW_DAYS + 1
+    found = set()
+    for vin, day in partitions:
+        for step in (-1, 1):
+            passed, beyond = rows.beside(vin, day, step)
+            if beyond is not None:
+                gap = len(passed) + 1
+                found |= {(vin, d) for n, d in enumerate(passed, 1) if min(n, gap - n) <= reach}
+    return found
+
+
+def row_neighbours(rows: RowDays, partitions: Iterable[Partition]) -> set[Partition]:
+    """For each of ``partitions``, its VIN's nearest days with rows before and after it (days
+    without rows skipped): they read its rows."""
+    return {
+        (vin, beyond)
+        for vin, day in partitions
+        for step in (-1, 1)
+        if (beyond := rows.beside(vin, day, step)[1]) is not None
+    }
 
 
 def _days_between(partitions: set[Partition]) -> set[Partition]:
@@ -129,17 +189,15 @@ def _days_between(partitions: set[Partition]) -> set[Partition]:
 def covered(
     storage: Storage, noted: Iterable[Partition], done: set[Partition], first: date
 ) -> set[Partition]:
-    """The noted clean (VIN, day)s whose sessions are up to date after this run: the day and
-    the day after (it reads the day) segmented or without a clean file, and the earlier day
-    whose last session runs into the day (``_open_owner``, down to ``first``), if any,
-    segmented."""
+    """The noted clean (VIN, day)s whose sessions are up to date after this run: the day, the
+    day after and the next day with rows (they read the day) segmented or without a clean
+    file, and the earlier day whose last session runs into the day (``_open_owner``, down to
+    ``first``), if any, segmented."""
     one = timedelta(days=1)
-    noted = set(noted)
-    days = {day + shift for _, day in noted for shift in (0 * one, one)}
-    present = {day: storage.day_keys("clean", day) for day in days}
+    rows = RowDays(storage)
 
-    def fresh(vin: str, day: date) -> bool:
-        return (vin, day) in done or vin not in present[day]
+    def fresh(vin: str, day: date | None) -> bool:
+        return day is None or (vin, day) in done or not rows.has(vin, day)
 
     def owner_done(vin: str, day: date) -> bool:
         owner = _open_owner(storage, vin, day, first)
@@ -147,8 +205,11 @@ def covered(
 
     return {
         (vin, day)
-        for vin, day in noted
-        if fresh(vin, day) and fresh(vin, day + one) and owner_done(vin, day)
+        for vin, day in set(noted)
+        if fresh(vin, day)
+        and fresh(vin, day + one)
+        and fresh(vin, rows.beside(vin, day, 1)[1])
+        and owner_done(vin, day)
     }
 
 
@@ -157,8 +218,11 @@ def seams(storage: Storage, done: set[Partition]) -> set[Partition]:
     last session before the first redone day must end where the first session from that day
     on starts, and the first session after the last redone day must start where the last
     one up to it ends. A redone session may now end sooner or later (late data inside a gap
-    moves what was laid there), and the day that owns its neighbour must be redone too."""
+    moves what was laid there), and the day that owns its neighbour must be redone too. So is
+    a neighbour cut at the redone side (``open_start`` / ``open_end``: it was segmented when
+    the redone days had no rows yet) when they have rows now."""
     found: set[Partition] = set()
+    rows = RowDays(storage)
     days: dict[str, list[date]] = {}
     for vin, day in done:
         days.setdefault(vin, []).append(day)
@@ -169,17 +233,37 @@ def seams(storage: Storage, done: set[Partition]) -> set[Partition]:
     span = (segmented[0], segmented[-1])
     for vin, mine in days.items():
         first, last = min(mine), max(mine)
+        with_rows = any(rows.has(vin, day) for day in mine)
         before = _next_sessions(storage, listed, span, vin, first, -1)
-        if before:  # (the files read only when there is a neighbour to meet)
+        if before and before[1] is None:
+            found.add((vin, before[0]))  # damaged: redone, which writes it again
+        elif before:  # (the files read only when there is a neighbour to meet)
             since = _next_sessions(storage, listed, span, vin, first - timedelta(days=1), 1)
-            if since and before[1]["end"].max() != since[1]["start"].min():
+            cut = with_rows and bool(before[1].sort("start")["open_end"][-1])
+            if cut or (since and since[1] is not None and not _meet(before[1], since[1])):
                 found.add((vin, before[0]))
         after = _next_sessions(storage, listed, span, vin, last, 1)
-        if after:
+        if after and after[1] is None:
+            found.add((vin, after[0]))
+        elif after:
             upto = _next_sessions(storage, listed, span, vin, last + timedelta(days=1), -1)
-            if upto and upto[1]["end"].max() != after[1]["start"].min():
+            cut = with_rows and bool(after[1].sort("start")["open_start"][0])
+            if cut or (upto and upto[1] is not None and not _meet(upto[1], after[1])):
                 found.add((vin, after[0]))
     return found
+
+
+def _meet(earlier: pl.DataFrame, later: pl.DataFrame) -> bool:
+    return earlier["end"].max() == later["start"].min()
+
+
+def _read_sessions(storage: Storage, key: str, columns: list[str]) -> pl.DataFrame | None:
+    """Those ``columns`` of a segments file; ``None`` (logged) when it cannot be read."""
+    try:
+        return storage.read_parquet(key, columns=columns)
+    except StorageError as exc:
+        logger.warning("%s: the day is segmented again", exc)
+        return None
 
 
 def _next_sessions(
@@ -189,10 +273,11 @@ def _next_sessions(
     vin: str,
     day: date,
     step: int,
-) -> tuple[date, pl.DataFrame] | None:
+) -> tuple[date, pl.DataFrame | None] | None:
     """The first day after ``day`` (``step`` 1) or before it (-1) with sessions of ``vin`` in
-    its file, and those sessions; ``None`` within ``MAX_FOLLOW_DAYS + 1`` days or outside
-    ``span`` (the first and last day of ``segments/``). ``listed`` caches the day listings."""
+    its file, and those sessions (``None``: the file cannot be read); ``None`` within
+    ``MAX_FOLLOW_DAYS + 1`` days or outside ``span`` (the first and last day of
+    ``segments/``). ``listed`` caches the day listings."""
     for n in range(1, MAX_FOLLOW_DAYS + 2):
         other = day + timedelta(days=step * n)
         if not span[0] <= other <= span[1]:
@@ -200,8 +285,9 @@ def _next_sessions(
         if other not in listed:
             listed[other] = storage.day_keys("segments", other)
         if vin in listed[other]:
-            sessions = storage.read_parquet(listed[other][vin], columns=["start", "end"])
-            if sessions.height:
+            columns = ["start", "end", "open_start", "open_end"]
+            sessions = _read_sessions(storage, listed[other][vin], columns)
+            if sessions is None or sessions.height:
                 return other, sessions
     return None
 
@@ -220,7 +306,8 @@ def _covered_after(storage: Storage, vin: str, day: date, last: date) -> list[da
             if storage.exists(storage.day_key("clean", later, vin)):
                 break  # not segmented yet: it will be on its own
             continue
-        if storage.read_parquet(key, columns=["end"]).height:
+        sessions = _read_sessions(storage, key, ["end"])
+        if sessions is not None and sessions.height:
             break
-        found.append(later)
+        found.append(later)  # (a damaged file too: redone, which writes it again)
     return found
