@@ -31,6 +31,7 @@ from bibev.cli.transform import (
     say_if_nothing,
     vin_list,
 )
+from bibev.errors import PartialFailure
 
 SEGMENT_EPILOG = (
     "Safe to run at any time and as often as you like: a day is segmented from the clean files "
@@ -154,7 +155,6 @@ def all_cmd(
     """
     from bibev.db import open_database, record_run
     from bibev.pipeline.clean import run_clean
-    from bibev.pipeline.partitions import raise_for_failures
     from bibev.pipeline.segment import run_segment
     from bibev.storage import Storage
 
@@ -186,10 +186,26 @@ def all_cmd(
             else:
                 _render("bibev transform all: clean", cleaned, "clean", changed)
                 _render("bibev transform all: segment", segmented, "segment", changed)
-            partitions = cleaned.totals()["partitions"] + segmented.totals()["partitions"]
-            raise_for_failures(failures, partitions)  # of the two stages
+            _raise_for_failures(("clean", cleaned), ("segment", segmented))
     finally:
         engine.dispose()
+
+
+def _raise_for_failures(*stages: tuple[str, Any]) -> None:
+    """``PartialFailure`` (exit 5) listing the failed partitions of both stages, counted per
+    stage: ``clean: 1 of 18 partition(s) failed; segment: ...``."""
+    failures = sorted(f for _, summary in stages for f in summary.failures)
+    if not failures:
+        return
+    counts = "; ".join(
+        f"{stage}: {len(summary.failures)} of {summary.totals()['partitions']} partition(s) failed"
+        for stage, summary in stages
+        if summary.failures
+    )
+    total = sum(summary.totals()["partitions"] for _, summary in stages)
+    raise PartialFailure(
+        counts + ("" if len(failures) >= total else "; the others are done"), failures
+    )
 
 
 def _render(title: str, summary: Any, stage: str, changed: bool) -> None:

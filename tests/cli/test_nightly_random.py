@@ -120,7 +120,9 @@ def _late(schedule: Schedule) -> list[str]:
     ]
 
 
-def fleet_with_missing_days(root: Path, reference: Path, rng: random.Random, seed: int) -> list[str]:
+def fleet_with_missing_days(
+    root: Path, reference: Path, rng: random.Random, seed: int
+) -> list[str]:
     """A simulated fleet under ``root/temp`` (copied to ``reference``) with a random 15 % of
     its vehicle-days never sent; its days."""
     config = SimConfig(

@@ -168,3 +168,14 @@ def test_from_simulator_to_clean_files(
     clean = pl.concat([storage.read_parquet(k) for k in storage.list("clean")])
     assert clean["soc_pct"].drop_nulls().is_between(0, 100).all()
     assert set(clean["ts"].dt.date().unique()) == {date(2025, 3, 1), date(2025, 3, 2)}
+
+
+def test_transform_all_counts_the_failures_of_each_stage(
+    storage: Storage, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(storage, DAY2, VIN2, tesla_day(DAY2, vin=VIN2).with_columns(provider=pl.lit("nobody")))
+    assert bibev("transform", "all", "--workers", "1") == 5
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: clean: 1 of 4 partition(s) failed; the others are done"]
+    assert f"failed: {VIN2} 2025-03-02: ConfigError: unknown provider 'nobody'" in err
