@@ -166,6 +166,45 @@ def test_a_failed_partition_does_not_stop_the_others(fleet: Storage, engine: Eng
     assert caught.value.failures == summary.failures
 
 
+def test_a_file_of_another_vehicle_or_layer_fails_alone(fleet: Storage, engine: Engine) -> None:
+    """A file named for one VIN holding another's rows, and a clean file copied into
+    compressed/: each partition fails with what is wrong (and the day before, which reads the
+    file), the others are done. Both were cleaned as empty days with 0 rows in before."""
+    third = "5YJ3E1EA7KF000002"
+    put(fleet, DAY2, VIN2, fleet.read_parquet(fleet.day_key("compressed", DAY2, VIN)))
+    run_clean(fleet, workers=1, vins=[VIN], date_from=DAY1, date_to=DAY1)
+    clean_key = fleet.day_key("clean", DAY1, VIN)
+    fleet.write_bytes(fleet.day_key("compressed", DAY2, third), fleet.read_bytes(clean_key))
+    summary = run_clean(fleet, engine, workers=1)
+    where = f"'compressed/2025/03/02/{{}}.parquet' in {fleet.url}"
+    assert summary.failures == [
+        (
+            f"{third} {DAY2}",
+            f"DataContractError: {where.format(third)} is not a compressed file: required "
+            "column(s) provider, key missing (4 rows; its columns: vin, ts, soc_pct, "
+            "odometer_km, speed_kmh, gear and 15 more)",
+        ),
+    ] + [
+        (
+            f"{VIN2} {day}",
+            f"DataContractError: {where.format(VIN2)} holds rows of another vehicle: 8 of its "
+            f"8 rows are not of {VIN2}, the VIN of its name (VIN {VIN})",
+        )
+        for day in (DAY1, DAY2)  # the day before reads the next day's first minutes
+    ]
+    assert sorted((r.vin, r.day, r.quality.rows_in) for r in summary.results) == [
+        (VIN, DAY1, 8),
+        (VIN, DAY2, 8),
+    ]
+    assert summary.totals()["partitions"] == 5
+    assert not fleet.exists(fleet.day_key("clean", DAY2, VIN2))
+    assert not fleet.exists(fleet.day_key("clean", DAY2, third))
+    assert [(r["vin"], r["day"]) for r in clean_quality_rows(engine)] == [
+        (VIN, DAY1),
+        (VIN, DAY2),
+    ]
+
+
 def test_a_day_another_run_holds_is_reported(fleet: Storage) -> None:
     with fleet.lock(lock_name(DAY1)):
         summary = run_clean(fleet, workers=1)
