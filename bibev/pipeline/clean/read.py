@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -52,6 +52,21 @@ def day_files(storage: Storage, day: date, vins: Sequence[str]) -> dict[str, str
         return {}
     present = set(storage.list(next(iter(keys.values())).rsplit("/", 1)[0]))
     return {vin: key for vin, key in keys.items() if key in present}
+
+
+def latest_files(storage: Storage, before: date, vins: Sequence[str], days: int) -> dict[str, str]:
+    """VIN → key of the latest compressed file of each of ``vins`` on one of the ``days`` days
+    before ``before`` (``before - 1`` … ``before - days``), for those that have one: one listing
+    per day looked at, and a day is looked at only while some VIN is still missing."""
+    found: dict[str, str] = {}
+    missing = list(vins)
+    for back in range(1, days + 1):
+        if not missing:
+            break
+        keys = day_files(storage, before - timedelta(days=back), missing)
+        found.update(keys)
+        missing = [vin for vin in missing if vin not in keys]
+    return found
 
 
 def read_compressed(storage: Storage, keys: dict[str, str]) -> pl.DataFrame | None:
