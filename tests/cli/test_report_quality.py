@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date
 
 import pytest
 
@@ -104,6 +105,31 @@ def test_filters(
 ) -> None:
     data = json.loads(report(capsys, "--format", "json", *args))
     assert [r["day"] for r in data["records"]] == days
+
+
+def test_a_silence_over_a_day_without_a_file_is_a_gap_of_the_day_it_ends(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's case: silent for 42.8 h (03-03 22:08 → 03-05 16:58), no file on 03-04: the
+    record of 03-05 counts it (it said gaps 0 and no longest gap)."""
+    storage = Storage(env["BIBEV_ROOT"])
+    evening, afternoon = date(2025, 3, 3), date(2025, 3, 5)
+    soc = [(evening, 21, 40, 61.0), (evening, 22, 8, 60.0), (afternoon, 16, 58, 59.0)]
+    for day in (evening, afternoon):
+        put(
+            storage,
+            day,
+            VIN,
+            day_of(
+                *(msg(at(h, m, day=d), provider="tesla", Soc=v) for d, h, m, v in soc if d == day)
+            ),
+        )
+    assert bibev("transform", "clean", "--workers", "1") == 0
+    capsys.readouterr()
+    data = json.loads(report(capsys, "--format", "json", "--date", "2025-03-05"))
+    [record] = data["records"]
+    assert (record["rows_in"], record["gaps"], record["longest_gap_s"]) == (1, 1, 154_200.0)
+    assert "42h50m" in report(capsys, "--date", "2025-03-05")
 
 
 def test_nothing_cleaned_yet_says_so(

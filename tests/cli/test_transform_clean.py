@@ -154,6 +154,38 @@ def test_failed_partitions_exit_5_and_are_listed(
     assert (row.status, row.counts["failed"]) == ("partial", 1)
 
 
+def test_a_file_of_another_vehicle_or_layer_fails_and_says_why(
+    storage: Storage, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's case: another VIN's compressed file and a clean file copied under valid
+    VINs of their own. Each fails alone, naming the file and what is wrong; exit 5."""
+    copy, foreign = "5YJ3E1EA7KF000002", "5YJ3E1EA7KF000003"
+    assert bibev("transform", "clean", "--workers", "1") == 0
+    compressed = storage.day_key("compressed", DAY2, VIN)
+    storage.write_bytes(storage.day_key("compressed", DAY2, copy), storage.read_bytes(compressed))
+    clean = storage.read_bytes(storage.day_key("clean", DAY2, VIN))
+    storage.write_bytes(storage.day_key("compressed", DAY2, foreign), clean)
+    capsys.readouterr()
+    assert bibev("transform", "all", "--workers", "1", "--date", "2025-03-02") == 5
+    err = capsys.readouterr().err
+    where = f"'compressed/2025/03/02/{{}}.parquet' in {env['BIBEV_ROOT']}"
+    assert "error: 2 of 4 partition(s) failed; the others are done" in err  # 3 clean, 1 segment
+    assert (
+        f"failed: {copy} 2025-03-02: DataContractError: {where.format(copy)} holds rows of "
+        f"another vehicle: 8 of its 8 rows are not of {copy}, the VIN of its name (VIN {VIN})"
+    ) in err
+    assert (
+        f"failed: {foreign} 2025-03-02: DataContractError: {where.format(foreign)} is not a "
+        "compressed file: required column(s) provider, key missing (4 rows; its columns: vin, "
+        "ts, soc_pct, odometer_km, speed_kmh, gear and 15 more)"
+    ) in err
+    assert storage.list("clean/2025/03/02") == [storage.day_key("clean", DAY2, VIN)]
+    engine = open_database(env["BIBEV_DATABASE_URL"])
+    quality = clean_quality_rows(engine, date_from=DAY2)
+    engine.dispose()
+    assert [(q["vin"], q["rows_in"]) for q in quality] == [(VIN, 8)]
+
+
 def test_from_simulator_to_clean_files(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

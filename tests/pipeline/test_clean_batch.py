@@ -1,5 +1,6 @@
 """Cleaning many vehicles of a day in one query gives exactly the files and quality records of
-cleaning them one at a time, and the batch reader keeps each file's rows to its own VIN."""
+cleaning them one at a time, and the batch reader refuses a file that is not its VIN's
+compressed file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from bibev.errors import DataContractError
 from bibev.pipeline.clean import QualityRecord, clean_frame, run_clean
 from bibev.pipeline.clean.partition import CleanJob, clean_batch
 from bibev.pipeline.clean.read import COLUMNS, day_files, read_compressed
@@ -129,13 +131,56 @@ def put(storage: Storage, day: date, vin: str, frame: pl.DataFrame) -> str:
     return key
 
 
-def test_a_file_gives_only_its_own_vehicle_rows(tmp_path: Path) -> None:
-    storage = Storage(str(tmp_path))
+def test_a_file_with_rows_of_another_vehicle_is_refused_by_name(storage: Storage) -> None:
+    """On a local root and on S3 (one scan for the batch): a file named for one VIN that holds
+    rows of another is not read in part (its other rows were dropped silently before)."""
     put(storage, START, VIN, day_of(msg(at(9), soc=80.0), msg(at(10), vin=VIN2, soc=10.0)))
     put(storage, START, VIN2, msg(at(9), vin=VIN2, soc=50.0))
-    rows = read_compressed(storage, day_files(storage, START, [VIN, VIN2, "5YJ3E1EA7KF000002"]))
+    keys = day_files(storage, START, [VIN, VIN2, "5YJ3E1EA7KF000002"])
+    with pytest.raises(DataContractError) as caught:
+        read_compressed(storage, keys)
+    assert str(caught.value) == (
+        f"'compressed/2025/03/01/{VIN}.parquet' in {storage.url} holds rows of another "
+        f"vehicle: 1 of its 2 rows are not of {VIN}, the VIN of its name (VIN {VIN2})"
+    )
+    rows = read_compressed(storage, {VIN2: keys[VIN2]})
     assert rows is not None
-    assert rows.select("vin", "value_f64").sort("vin").rows() == [(VIN, 80.0), (VIN2, 50.0)]
+    assert rows.select("vin", "value_f64").rows() == [(VIN2, 50.0)]
+
+
+def test_a_file_of_another_layer_is_refused_by_name(storage: Storage) -> None:
+    """A clean file copied into compressed/ has a VIN and instants but no provider or key:
+    refused, even under its own VIN's name (its rows read as nothing before)."""
+    put(storage, START, VIN, msg(at(9), soc=80.0))
+    clean = pl.DataFrame({"vin": [VIN2] * 2, "ts": [at(9), at(10)], "soc_pct": [50.0, 49.0]})
+    put(storage, START, VIN2, clean)
+    with pytest.raises(DataContractError) as caught:
+        read_compressed(storage, day_files(storage, START, [VIN, VIN2]))
+    assert str(caught.value) == (
+        f"'compressed/2025/03/01/{VIN2}.parquet' in {storage.url} is not a compressed file: "
+        "required column(s) provider, key missing (2 rows; its columns: vin, ts, soc_pct)"
+    )
+
+
+def test_files_without_optional_columns_scan_with_the_others(tmp_path: Path) -> None:
+    """An older file without ``received_at``, ``unit``, ``invalid`` and the value columns it
+    does not use scans with a complete one: every row read, the missing columns null."""
+    storage = Storage(str(tmp_path))
+    old = msg(at(9), provider="tesla", Soc=80.0)
+    put(storage, START, VIN, old.select("vin", "provider", "ts", "key", "value_f64"))
+    put(storage, START, VIN2, msg(at(9), vin=VIN2, provider="tesla", Soc=50.0))
+    rows = read_compressed(storage, day_files(storage, START, [VIN, VIN2]))
+    assert rows is not None
+    assert rows.schema == pl.Schema({name: COMPRESSED_SCHEMA[name] for name in COLUMNS})
+    assert rows.select("vin", "value_f64", "received_at", "unit").sort("vin").rows() == [
+        (VIN, 80.0, None, None),
+        (VIN2, 50.0, at(9, second=1), None),
+    ]
+    results = clean_batch(CleanJob(storage), [(VIN, START), (VIN2, START)])
+    assert [(r.vin, r.quality.rows_in, r.quality.rows_out) for r in results] == [
+        (VIN, 1, 1),
+        (VIN2, 1, 1),
+    ]
 
 
 def test_files_of_other_layouts_are_read_one_by_one(tmp_path: Path) -> None:

@@ -166,6 +166,33 @@ def test_state_carries_across_midnight_from_the_previous_day() -> None:
     assert alone.row(0, named=True)["soc_pct"] is None
 
 
+def test_a_silence_since_an_earlier_day_counts_and_changes_no_row() -> None:
+    """No rows the day before: the silence before the first instant is measured from the last
+    kept observation of an earlier day (``earlier``), here 42 h 50 min; the clean rows are
+    those without it (an odometer reading below the earlier one is not judged against it)."""
+    two_days_ago = DAY - timedelta(days=2)
+    earlier = day_of(
+        msg(at(21, 0, day=two_days_ago), soc=57.0, odo=1200.0),
+        msg(at(22, 8, day=two_days_ago), soc=56.0),
+        msg(at(22, 30, day=two_days_ago), unknown=1),  # no observation
+        msg(at(23, 0, day=two_days_ago), soc=150.0),  # out of range: not kept
+    )
+    rows = day_of(msg(at(16, 58), soc=55.0, odo=1100.0), msg(at(17, 10), soc=54.0))
+    result = clean_frame(rows, MAPPING, day=DAY, earlier=earlier)
+    [quality] = result.quality
+    assert (quality.gaps, quality.longest_gap_s) == (1, (42 * 60 + 50) * 60.0)
+    frame, alone = clean(rows)
+    assert result.frame.collect().equals(frame)
+    assert (alone.gaps, alone.longest_gap_s) == (0, 12 * 60.0)
+    assert replace(quality, gaps=0, longest_gap_s=12 * 60.0) == alone
+    # rows of the day before come first: an earlier day cannot end a silence later than it
+    previous = msg(at(23, 30, day=DAY - timedelta(days=1)), soc=55.5)
+    _, quality = clean(rows, previous=previous)
+    both = clean_frame(rows, MAPPING, day=DAY, previous=previous, earlier=earlier)
+    assert both.quality == [quality]
+    assert quality.longest_gap_s == (17 * 60 + 28) * 60.0
+
+
 def test_a_clock_ahead_of_its_reception_is_moved_back() -> None:
     woke = at(7, 0, 30)
     rows = day_of(
@@ -305,6 +332,7 @@ def test_mappings_per_provider() -> None:
         ({"plausible": {"soc_pct": (100.0, 0.0)}}, "lower bound above"),
         ({"max_clock_skew": timedelta(0)}, "clock_tolerance <= max_clock_skew"),
         ({"tail_rows_per_key": 0}, "at least 1"),
+        ({"gap_lookback_days": 0}, "gap_lookback_days must be at least 1"),
     ],
 )
 def test_bad_parameters_are_config_errors(change: dict[str, object], message: str) -> None:

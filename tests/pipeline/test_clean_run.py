@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from bibev.db import open_database
 from bibev.db.quality import clean_quality_rows, upsert_clean_quality
 from bibev.errors import PartialFailure
-from bibev.pipeline.clean import QualityRecord
+from bibev.pipeline.clean import CleanParams, QualityRecord
 from bibev.pipeline.clean.run import lock_name, run_clean, select_partitions
 from bibev.pipeline.segment import run_segment
 from bibev.storage import Storage
@@ -164,6 +164,107 @@ def test_a_failed_partition_does_not_stop_the_others(fleet: Storage, engine: Eng
     with pytest.raises(PartialFailure, match="1 of 4 partition") as caught:
         summary.raise_for_failures()
     assert caught.value.failures == summary.failures
+
+
+def test_a_file_of_another_vehicle_or_layer_fails_alone(fleet: Storage, engine: Engine) -> None:
+    """A file named for one VIN holding another's rows, and a clean file copied into
+    compressed/: each partition fails with what is wrong (and the day before, which reads the
+    file), the others are done. Both were cleaned as empty days with 0 rows in before."""
+    third = "5YJ3E1EA7KF000002"
+    put(fleet, DAY2, VIN2, fleet.read_parquet(fleet.day_key("compressed", DAY2, VIN)))
+    run_clean(fleet, workers=1, vins=[VIN], date_from=DAY1, date_to=DAY1)
+    clean_key = fleet.day_key("clean", DAY1, VIN)
+    fleet.write_bytes(fleet.day_key("compressed", DAY2, third), fleet.read_bytes(clean_key))
+    summary = run_clean(fleet, engine, workers=1)
+    where = f"'compressed/2025/03/02/{{}}.parquet' in {fleet.url}"
+    assert summary.failures == [
+        (
+            f"{third} {DAY2}",
+            f"DataContractError: {where.format(third)} is not a compressed file: required "
+            "column(s) provider, key missing (4 rows; its columns: vin, ts, soc_pct, "
+            "odometer_km, speed_kmh, gear and 15 more)",
+        ),
+    ] + [
+        (
+            f"{VIN2} {day}",
+            f"DataContractError: {where.format(VIN2)} holds rows of another vehicle: 8 of its "
+            f"8 rows are not of {VIN2}, the VIN of its name (VIN {VIN})",
+        )
+        for day in (DAY1, DAY2)  # the day before reads the next day's first minutes
+    ]
+    assert sorted((r.vin, r.day, r.quality.rows_in) for r in summary.results) == [
+        (VIN, DAY1, 8),
+        (VIN, DAY2, 8),
+    ]
+    assert summary.totals()["partitions"] == 5
+    assert not fleet.exists(fleet.day_key("clean", DAY2, VIN2))
+    assert not fleet.exists(fleet.day_key("clean", DAY2, third))
+    assert [(r["vin"], r["day"]) for r in clean_quality_rows(engine)] == [
+        (VIN, DAY1),
+        (VIN, DAY2),
+    ]
+
+
+def silent_day(day: date, *times: tuple[int, int]) -> pl.DataFrame:
+    return day_of(*(msg(at(h, m, day=day), provider="tesla", Soc=60.0) for h, m in times))
+
+
+def test_a_silence_over_a_day_without_a_file_counts_on_the_day_it_ends(
+    fleet: Storage, engine: Engine
+) -> None:
+    """Silent from 22:08 on DAY2 to 16:58 two days later (no file the day between): 42.8 h
+    on the day it ends, measured from the last file before it; its clean rows do not change."""
+    day4 = date(2025, 3, 4)
+    put(fleet, DAY2, VIN, silent_day(DAY2, (21, 0), (21, 30), (22, 8)))
+    put(fleet, day4, VIN, silent_day(day4, (16, 58), (17, 10)))
+    run_clean(fleet, engine, workers=1)
+    [record] = clean_quality_rows(engine, date_from=day4)
+    silence = (42 * 60 + 50) * 60.0
+    assert (record["rows_in"], record["gaps"], record["longest_gap_s"]) == (2, 1, silence)
+    with_silence = fleet.read_bytes(fleet.day_key("clean", day4, VIN))
+    # a look-back of one day (only the day before) does not see it
+    run_clean(fleet, engine, workers=1, date_from=day4, params=CleanParams(gap_lookback_days=1))
+    [record] = clean_quality_rows(engine, date_from=day4)
+    assert (record["gaps"], record["longest_gap_s"]) == (0, 12 * 60.0)
+    assert fleet.read_bytes(fleet.day_key("clean", day4, VIN)) == with_silence
+    # nor one of two days: the file is three days before
+    put(fleet, day4 + timedelta(days=1), VIN, silent_day(day4 + timedelta(days=1), (6, 0)))
+    fleet.delete(fleet.day_key("compressed", day4, VIN))
+    run_clean(fleet, engine, workers=1, params=CleanParams(gap_lookback_days=2))
+    [record] = clean_quality_rows(engine, date_from=day4 + timedelta(days=1))
+    assert (record["gaps"], record["longest_gap_s"]) == (0, None)
+    run_clean(fleet, engine, workers=1, params=CleanParams(gap_lookback_days=3))
+    [record] = clean_quality_rows(engine, date_from=day4 + timedelta(days=1))
+    assert (record["gaps"], record["longest_gap_s"]) == (1, (55 * 60 + 52) * 60.0)
+
+
+def test_late_rows_before_a_day_without_a_file_update_the_silence_after_it(
+    fleet: Storage, engine: Engine
+) -> None:
+    """Late rows of DAY2 arrive once the day after the empty one is cleaned: a --changed run
+    cleans that day too, for its silence now starts later; a run of DAY2 alone leaves it
+    noted."""
+    from bibev.pipeline.changes import note, pending
+
+    day4 = date(2025, 3, 4)
+    put(fleet, DAY2, VIN, silent_day(DAY2, (20, 0)))
+    put(fleet, day4, VIN, silent_day(day4, (16, 58)))
+    run_clean(fleet, engine, workers=1)
+    [record] = clean_quality_rows(engine, date_from=day4)
+    assert record["longest_gap_s"] == (44 * 60 + 58) * 60.0
+    note(fleet, "compressed", [(VIN, DAY2)], by="compact")
+    put(fleet, DAY2, VIN, silent_day(DAY2, (20, 0), (22, 8)))
+    run_clean(fleet, engine, workers=1, date_from=DAY2, date_to=DAY2)
+    assert pending(fleet, "compressed").partitions == {(VIN, DAY2)}  # day 4 still to do
+    summary = run_clean(fleet, engine, workers=1, changed=True)
+    assert sorted((r.vin, r.day) for r in summary.results) == [
+        (VIN, DAY1),
+        (VIN, DAY2),
+        (VIN, day4),
+    ]
+    [record] = clean_quality_rows(engine, date_from=day4)
+    assert (record["gaps"], record["longest_gap_s"]) == (1, (42 * 60 + 50) * 60.0)
+    assert pending(fleet, "compressed").notes == ()
 
 
 def test_a_day_another_run_holds_is_reported(fleet: Storage) -> None:

@@ -30,6 +30,7 @@ from .glitches import (
 from .observe import (
     Mappings,
     conform_rows,
+    day_bounds,
     decode,
     gather_rows,
     mapped_keys,
@@ -37,7 +38,7 @@ from .observe import (
     observe,
 )
 from .params import CleanParams
-from .quality import QualityRecord, input_stats, summarize
+from .quality import QualityRecord, input_stats, last_kept, summarize
 from .resolve import supersede
 from .widen import widen
 
@@ -152,6 +153,33 @@ class CleanDay:
         return decode(self.coded.lazy()).collect()
 
 
+def silence_start(
+    earlier: pl.LazyFrame | pl.DataFrame,
+    mappings: Mappings,
+    *,
+    day: date,
+    params: CleanParams | None = None,
+    now: datetime | None = None,
+) -> pl.DataFrame:
+    """Per VIN of ``earlier`` (compressed rows of days before ``day``, typically each VIN's
+    latest day with rows when it has none the day before): ``vin, before``, the instant of its
+    last kept observation. Only the end of each VIN's rows is judged, as the day before's tail
+    is (every row of the last ``tail_window`` before its last row and the last
+    ``tail_rows_per_key`` rows of every key), and on its own: it never reaches the clean rows.
+    """
+    params = params or CleanParams()
+    start, _ = day_bounds(day)
+    rows = conform_rows(earlier).filter(pl.col("ts") < start)
+    recent = pl.col("ts") >= pl.col("ts").max().over("vin") - params.tail_window
+    last = (
+        pl.col("ts").rank("ordinal", descending=True).over(["vin", "key"])
+        <= params.tail_rows_per_key
+    )
+    observed = observe(rows.filter(recent | last), mappings, day=day, params=params, now=now)
+    observations = _judge(_in_order(observed.collect().lazy()), mappings, params)
+    return last_kept(observations.collect(engine="in-memory"), day=day).collect()
+
+
 def clean_frame(
     compressed: pl.LazyFrame | pl.DataFrame,
     mappings: Mappings,
@@ -159,6 +187,7 @@ def clean_frame(
     day: date,
     previous: pl.LazyFrame | pl.DataFrame | None = None,
     following: pl.LazyFrame | pl.DataFrame | None = None,
+    earlier: pl.LazyFrame | pl.DataFrame | None = None,
     params: CleanParams | None = None,
     now: datetime | None = None,
 ) -> CleanDay:
@@ -166,10 +195,18 @@ def clean_frame(
 
     ``mappings`` is the provider's mapping, or one per provider name. ``previous`` and
     ``following`` are the compressed rows of the days before and after (or ``None``); only
-    their ends are read. The flagged observations are computed once (they feed both the frame
-    and the quality records) and returned too, for inspection.
+    their ends are read. ``earlier`` (optional): compressed rows of earlier days of VINs
+    without rows in ``previous`` (each VIN's latest day with rows, within
+    ``params.gap_lookback_days``); only the instant of each VIN's last kept observation is
+    taken from them (``silence_start``), to measure the silence before its first instant of
+    the day in the quality record: they change no clean row. The flagged observations are
+    computed once (they feed both the frame and the quality records) and returned too, for
+    inspection.
     """
     params = params or CleanParams()
+    since = None
+    if earlier is not None:
+        since = silence_start(earlier, mappings, day=day, params=params, now=now)
     observing = _observe(compressed, mappings, day, previous, following, params, now)
     stats = input_stats(conform_rows(compressed), mapped_keys(mappings))
     observed, day_stats = pl.collect_all([observing, stats])
@@ -180,5 +217,5 @@ def clean_frame(
     ordered = _in_order(observed.lazy())
     observations = _judge(ordered, mappings, params).collect(engine="in-memory")
     frame = widen(observations.lazy(), day=day, params=params).collect(engine="in-memory")
-    quality = summarize(observations, day_stats, frame, day=day, params=params)
+    quality = summarize(observations, day_stats, frame, day=day, params=params, since=since)
     return CleanDay(frame.lazy(), quality, observations)

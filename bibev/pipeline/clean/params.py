@@ -80,6 +80,11 @@ class CleanParams:
       can advance; ``odometer_tolerance_km`` is how far it may seem to go back from rounding.
     - ``plausible``: per column, the bounds outside which a value cannot be real.
     - ``gap``: no observation at all for longer than this is a gap in the quality record.
+    - ``gap_lookback_days``: how many days back the silence before a day's first instant is
+      measured from when the vehicle has no compressed file the day before (its latest file
+      on one of the days ``day - 2`` … ``day - gap_lookback_days``); a silence that began
+      earlier than that, or before the vehicle's first file, has no known start and is not
+      counted. 1: only the day before.
     - ``tail_window`` and ``tail_rows_per_key``: how much of the previous day is read to carry
       state across midnight: everything in the last ``tail_window`` plus the last
       ``tail_rows_per_key`` rows of every key.
@@ -98,6 +103,7 @@ class CleanParams:
         default_factory=lambda: dict(DEFAULT_PLAUSIBLE)
     )
     gap: timedelta = timedelta(minutes=30)
+    gap_lookback_days: int = 31
     tail_window: timedelta = timedelta(hours=1)
     tail_rows_per_key: int = 3
 
@@ -115,6 +121,8 @@ class CleanParams:
             raise ConfigError("need 0 <= clock_tolerance <= max_clock_skew")
         if self.gap <= timedelta(0) or self.tail_window < timedelta(0):
             raise ConfigError("gap must be positive and tail_window not negative")
+        if self.gap_lookback_days < 1:
+            raise ConfigError("gap_lookback_days must be at least 1 (the day before)")
         if self.tail_rows_per_key < 1:
             raise ConfigError("tail_rows_per_key must be at least 1")
         object.__setattr__(self, "max_age", max_age)

@@ -6,7 +6,9 @@ planning, which a batch pays once. Runs in worker processes (``CleanJob`` and ``
 pickle). The output bytes of a (VIN, day) depend only on its compressed files of the day and
 its two neighbours, whatever else is in its batch, so cleaning a day again, in any order with
 its neighbours, in batches of any size, gives the same file; an unchanged file is not
-rewritten.
+rewritten. Only the quality record of a VIN without a file the day before reads further back:
+its latest earlier file (within ``CleanParams.gap_lookback_days``) dates the start of the
+silence before its first instant.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .frame import clean_frame
 from .observe import ORIGIN_DAY, day_bounds
 from .params import CleanParams
 from .quality import QualityRecord
-from .read import COLUMNS, day_files, read_compressed
+from .read import COLUMNS, day_files, latest_files, read_compressed
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +140,18 @@ def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
         if following is None:
             return [CleanResult(vin, day, QualityRecord(vin, day)) for vin in vins]
         compressed = pl.DataFrame(schema={name: COMPRESSED_SCHEMA[name] for name in COLUMNS})
-    previous = read_compressed(storage, day_files(storage, day - timedelta(days=1), vins))
-    neighbours = [f for f in (previous, following) if f is not None]
+    previous_keys = day_files(storage, day - timedelta(days=1), vins)
+    previous = read_compressed(storage, previous_keys)
+    earlier_keys = _earlier_files(job, day, vins, keys, previous_keys, following)
+    earlier = read_compressed(storage, earlier_keys)
+    neighbours = [f for f in (previous, following, earlier) if f is not None]
     cleaned = clean_frame(
         compressed,
         _mappings(job.plugins, compressed, neighbours),
         day=day,
         previous=previous,
         following=following,
+        earlier=earlier,
         params=job.params,
         now=job.now,
     )
@@ -171,6 +177,26 @@ def _clean_day(job: CleanJob, day: date, vins: list[str]) -> list[CleanResult]:
         )
         for vin in vins
     ]
+
+
+def _earlier_files(
+    job: CleanJob,
+    day: date,
+    vins: list[str],
+    files: dict[str, str],
+    previous: dict[str, str],
+    following: pl.DataFrame | None,
+) -> dict[str, str]:
+    """VIN → key of the latest compressed file before the day before, within
+    ``gap_lookback_days``, of the VINs with rows that day (a file, or rows of the next day)
+    and no file the day before: the silence before their first instant of the day began
+    there (one listing per day looked at, and only while some VIN is still missing)."""
+    ahead = set() if following is None else set(following["vin"].unique().to_list())
+    wanted = [v for v in vins if v not in previous and (v in files or v in ahead)]
+    lookback = job.params.gap_lookback_days
+    if not wanted or lookback < 2:
+        return {}
+    return latest_files(job.storage, day - timedelta(days=1), wanted, lookback - 1)
 
 
 def _provider_from(record: QualityRecord, following: pl.DataFrame | None) -> QualityRecord:

@@ -4,7 +4,8 @@ Counts are about the day's own compressed rows (``origin == 0``): rows read from
 neighbouring days for context are counted on their own day. ``rows_out``, ``first_ts`` and
 ``last_ts`` describe the clean rows written for the day. A gap is a silence (no kept
 observation at all) longer than ``CleanParams.gap``; it is counted on the day it ends, the
-instant before it may be on the previous day.
+instant before it may be on the previous day, or on an earlier one when the vehicle has no
+rows the day before (within ``CleanParams.gap_lookback_days``).
 """
 
 from __future__ import annotations
@@ -78,19 +79,37 @@ def input_stats(day_rows: pl.LazyFrame, mapped: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _gaps(
-    observations: pl.DataFrame, clean: pl.DataFrame, *, day: date, params: CleanParams
-) -> pl.DataFrame:
-    """Per VIN: the day's instants (the rows of ``clean``, sorted by ``vin, ts``) and the
-    silences before them; the first one's is since the last kept instant before the day."""
+def last_kept(observations: pl.DataFrame | pl.LazyFrame, *, day: date) -> pl.LazyFrame:
+    """Per VIN (``vin`` a string), ``before``: the instant of its last kept observation
+    before ``day``."""
     start, _ = day_bounds(day)
-    before = (
+    return (
         observations.lazy()
         .filter(pl.col("reason").is_null() & (pl.col("ts") < start))
         .group_by("vin")
         .agg(before=pl.col("ts").max())
         .with_columns(pl.col("vin").cast(pl.String))  # coded in the observations
     )
+
+
+def _gaps(
+    observations: pl.DataFrame,
+    clean: pl.DataFrame,
+    *,
+    day: date,
+    params: CleanParams,
+    since: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Per VIN: the day's instants (the rows of ``clean``, sorted by ``vin, ts``) and the
+    silences before them; the first one's is since the last kept instant before the day, the
+    later of those in ``observations`` and in ``since`` (``last_kept`` of earlier days)."""
+    before = last_kept(observations, day=day)
+    if since is not None:
+        before = (
+            pl.concat([before, since.lazy().select("vin", "before")], how="vertical_relaxed")
+            .group_by("vin")
+            .agg(pl.col("before").max())
+        )
     seconds = pl.col("silence").dt.total_microseconds() / 1_000_000
     return (
         clean.lazy()
@@ -137,10 +156,13 @@ def summarize(
     *,
     day: date,
     params: CleanParams,
+    since: pl.DataFrame | None = None,
 ) -> list[QualityRecord]:
     """One record per VIN of ``stats`` (``input_stats``) or of ``clean`` (a VIN without rows of
     its own that day gets rows from the next day whose clock ran ahead) from the flagged
-    observations and the clean rows written for the day."""
+    observations and the clean rows written for the day. ``since`` (``vin, before``): the last
+    kept instant of VINs before the day found elsewhere than in ``observations`` (their latest
+    earlier day, when the day before has no rows)."""
     own = (
         observations.filter(pl.col("origin") == ORIGIN_DAY)
         .group_by("vin")
@@ -155,7 +177,10 @@ def summarize(
     table = (
         stats.join(own, on="vin", how="left")
         .join(
-            _gaps(observations, clean, day=day, params=params), on="vin", how="full", coalesce=True
+            _gaps(observations, clean, day=day, params=params, since=since),
+            on="vin",
+            how="full",
+            coalesce=True,
         )
         .sort("vin")
     )

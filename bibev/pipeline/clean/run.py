@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -134,8 +134,11 @@ def run_clean(
     started = time.monotonic()
     everything = not (date_from or date_to or vins)
     notes = notes_for(storage, "compressed", changed=changed, everything=everything)
+    params = params or CleanParams()
     if changed:
-        partitions = existing(storage, "compressed", around(notes.partitions))
+        readers = _silence_readers(storage, notes.partitions, params.gap_lookback_days)
+        wanted = around(notes.partitions) | set(readers.values())
+        partitions = existing(storage, "compressed", wanted)
     else:
         partitions = select_partitions(storage, date_from=date_from, date_to=date_to, vins=vins)
     if not partitions:
@@ -146,9 +149,7 @@ def run_clean(
     if storage.protocol == "memory" and (workers != 1 or dask_address):
         logger.info("memory:// roots live in this process: cleaning inline")
         workers, dask_address = 1, None
-    job = CleanJob(
-        storage, None if plugins is None else tuple(plugins), params or CleanParams(), now
-    )
+    job = CleanJob(storage, None if plugins is None else tuple(plugins), params, now)
     run = partial(
         run_batches,
         partial(clean_batch, job),
@@ -196,7 +197,8 @@ def run_clean(
     if everything and not failed:
         settle(storage, notes, set(notes.partitions))  # every day done
     else:
-        settle(storage, notes, _covered(storage, notes.partitions, done, failed))
+        covered = _covered(storage, notes.partitions, done, failed, params.gap_lookback_days)
+        settle(storage, notes, covered)
     summary = CleanSummary(
         results=done,
         failures=sorted(failures),
@@ -233,28 +235,71 @@ def _days_before(
     return sorted(wanted - selected, key=lambda p: (p[1], p[0]))
 
 
+def _silence_readers(
+    storage: Storage,
+    partitions: Iterable[Partition],
+    lookback: int,
+    listed: dict[date, dict[str, str]] | None = None,
+) -> dict[Partition, Partition]:
+    """(VIN, day) → (VIN, later day), for those of ``partitions`` whose VIN has no compressed
+    file the day after but one on a later day within ``lookback`` days (``CleanParams.
+    gap_lookback_days``): the silence before that later day's first instant, in its quality
+    record, is measured from this day's rows. One listing per day looked at; no day after
+    today (``compact`` never writes one). ``listed``: the days already listed (day → VIN →
+    key), completed here."""
+    one = timedelta(days=1)
+    today = datetime.now(UTC).date()
+    listed = {} if listed is None else listed
+
+    def has(vin: str, day: date) -> bool:
+        if day not in listed:
+            listed[day] = storage.day_keys("compressed", day)
+        return vin in listed[day]
+
+    readers = {}
+    for vin, day in sorted(set(partitions), key=lambda p: (p[1], p[0])):
+        if day + one > today or has(vin, day + one):
+            continue
+        later = (day + k * one for k in range(2, lookback + 1))
+        found = next((d for d in later if d <= today and has(vin, d)), None)
+        if found is not None:
+            readers[(vin, day)] = (vin, found)
+    return readers
+
+
 def _covered(
     storage: Storage,
     noted: Iterable[Partition],
     done: Sequence[CleanResult],
     failed: set[Partition],
+    lookback: int,
 ) -> set[Partition]:
-    """The noted compressed (VIN, day)s whose clean files are up to date after this run: the
-    day and the day after (it reads the day's tail) cleaned or without a compressed file, and
-    the day before not failed (it was cleaned again when the day's first minutes needed it)."""
+    """The noted compressed (VIN, day)s whose clean files and quality records are up to date
+    after this run: the day and the day after (it reads the day's tail) cleaned or without a
+    compressed file, the day before not failed (it was cleaned again when the day's first
+    minutes needed it), and, when there is no file the day after, the next day with one
+    within the look-back cleaned (``_silence_readers``: its first silence began here)."""
     one = timedelta(days=1)
     noted = set(noted)
     cleaned = {(r.vin, r.day) for r in done}
     days = {day + shift for _, day in noted for shift in (0 * one, one)}
     present = {day: storage.day_keys("compressed", day) for day in days}
+    readers = _silence_readers(storage, noted, lookback, present)
 
     def fresh(vin: str, day: date) -> bool:
         return (vin, day) in cleaned or vin not in present[day]
 
+    def read_since(partition: Partition) -> bool:
+        reader = readers.get(partition)
+        return reader is None or reader in cleaned
+
     return {
         (vin, day)
         for vin, day in noted
-        if fresh(vin, day) and fresh(vin, day + one) and (vin, day - one) not in failed
+        if fresh(vin, day)
+        and fresh(vin, day + one)
+        and (vin, day - one) not in failed
+        and read_since((vin, day))
     }
 
 
