@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
+from bibev.errors import DataContractError
 from bibev.pipeline.clean import run_clean
 from bibev.pipeline.compact import run_compact
 from bibev.pipeline.segment import run_segment, segment_day, segment_series
@@ -98,23 +99,42 @@ def test_speeds_from_fixes_stay_within_their_vehicle() -> None:
 
 
 def test_each_file_counts_for_its_own_vehicle_only(storage: Storage) -> None:
-    """On a local root and on S3: one scan for the batch, a foreign row in a file left out (as
-    a read of that file alone did), the day's rows counted per file."""
+    """On a local root and on S3: one scan for the batch, the day's rows counted per file."""
     first = Series().park(10).drive(20).park(10).frame()
     other = Series(vin="WBA71AW08NF118453").park(10).frame()
     vins = [first["vin"][0], other["vin"][0]]
     day = first["ts"][0].date()
-    storage.write_parquet(storage.day_key("clean", day, vins[0]), pl.concat([first, other]))
+    storage.write_parquet(storage.day_key("clean", day, vins[0]), first)
     storage.write_parquet(storage.day_key("clean", day, vins[1]), other)
     rows, rows_in = read_windows(storage, vins, day)
-    assert rows_in == {vins[0]: first.height + other.height, vins[1]: other.height}
+    assert rows_in == {vins[0]: first.height, vins[1]: other.height}
     assert rows.group_by("vin").len().sort("vin").rows() == [
         (vins[0], first.height),
         (vins[1], other.height),
     ]
     totals = run_segment(storage, None, workers=1).totals()
     assert (totals["partitions"], totals["files_written"]) == (2, 2)
-    assert totals["rows_in"] == first.height + 2 * other.height
+    assert totals["rows_in"] == first.height + other.height
     written = storage.read_parquet(storage.day_key("segments", day, vins[0]))
     assert written["kind"].cast(pl.String).to_list() == ["idle", "driving", "idle"]
     assert written["vin"].unique().to_list() == [vins[0]]
+
+
+def test_a_file_with_a_row_of_another_vehicle_is_refused(storage: Storage) -> None:
+    """On a local root and on S3: a clean file with a row of another VIN than its name's fails
+    the partitions that read it, naming it; the other vehicle of the batch is done."""
+    first = Series().park(10).drive(20).park(10).frame()
+    other = Series(vin="WBA71AW08NF118453").park(10).frame()
+    vins = [first["vin"][0], other["vin"][0]]
+    day = first["ts"][0].date()
+    storage.write_parquet(storage.day_key("clean", day, vins[0]), pl.concat([first, other]))
+    storage.write_parquet(storage.day_key("clean", day, vins[1]), other)
+    with pytest.raises(DataContractError, match="holds rows of another vehicle"):
+        read_windows(storage, vins, day)
+    summary = run_segment(storage, None, workers=1)
+    assert [(r.vin, r.day) for r in summary.results] == [(vins[1], day)]
+    ((partition, reason),) = summary.failures
+    assert partition == f"{vins[0]} {day}"
+    assert (
+        f"{other.height} of its {first.height + other.height} rows are not of {vins[0]}" in reason
+    )

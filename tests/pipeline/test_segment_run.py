@@ -270,3 +270,23 @@ def test_a_damaged_segments_file_next_to_the_range_is_written_again(storage: Sto
     assert summary.failures == []
     assert sorted(r.day for r in summary.results) == [DAY1, DAY2]
     assert storage.read_bytes(key) == whole
+
+
+def test_a_clean_file_with_rows_of_another_vin_fails_the_days_that_read_it(
+    storage: Storage,
+) -> None:
+    """VIN2's clean file of day 2 holds VIN's rows (a copied or damaged file): the partitions
+    that read it fail with an error naming it, instead of reading it as empty; VIN is done."""
+    put_clean(storage, pl.concat([two_days(), two_days(VIN2)]), [DAY1, DAY2])
+    storage.write_bytes(
+        storage.day_key("clean", DAY2, VIN2),
+        storage.read_bytes(storage.day_key("clean", DAY2, VIN)),
+    )
+
+    summary = run_segment(storage, workers=1)
+
+    assert sorted((r.vin, r.day) for r in summary.results) == [(VIN, DAY1), (VIN, DAY2)]
+    assert [name for name, _ in summary.failures] == [f"{VIN2} {DAY1}", f"{VIN2} {DAY2}"]
+    reason = summary.failures[0][1]
+    assert f"clean/2025/03/04/{VIN2}.parquet' holds rows of another vehicle" in reason
+    assert f"are not of {VIN2}, the VIN of its name" in reason

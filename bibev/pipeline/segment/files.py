@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from bibev.errors import DataContractError
 from bibev.pipeline.segment.rules import INPUT_COLUMNS
 from bibev.schema import CLEAN_SCHEMA
 from bibev.storage import Storage
@@ -66,7 +67,8 @@ def read_windows(
     storage: Storage, vins: Sequence[str], day: date, around: int = 1
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """The clean rows (``INPUT_COLUMNS``) of ``vins`` on ``day`` and ``around`` days on each
-    side, each file limited to its VIN; and the number of rows of each VIN's own day file."""
+    side; and the number of rows of each VIN's own day file. A file with rows of another VIN
+    than its name's is refused (``DataContractError``)."""
     keys = window_keys(storage, vins, day, around)
     rows = None
     if storage.protocol in ("file", "s3") and len(keys) > 1:
@@ -83,8 +85,7 @@ def read_windows(
         for path, n in counts.iter_rows()
         if path[_VIN_AT - len(own_day) : _VIN_AT] == own_day
     }
-    mine = pl.col(_PATH).str.slice(_VIN_AT, 17) == pl.col("vin")
-    return rows.filter(mine).drop(_PATH), {vin: rows_in.get(vin, 0) for vin in vins}
+    return _own_rows(rows), {vin: rows_in.get(vin, 0) for vin in vins}
 
 
 def read_day(storage: Storage, vins: Sequence[str], day: date) -> pl.DataFrame | None:
@@ -94,7 +95,23 @@ def read_day(storage: Storage, vins: Sequence[str], day: date) -> pl.DataFrame |
     keys = [present[vin] for vin in vins if vin in present]
     if not keys:
         return None
-    return _read_one_by_one(storage, keys).drop(_PATH)
+    return _own_rows(_read_one_by_one(storage, keys))
+
+
+def _own_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` without their file column, once each file is seen to hold only rows of the VIN
+    of its name (bibev writes nothing else there: another VIN's rows are a foreign or damaged
+    file, refused rather than left out)."""
+    foreign = rows.filter(pl.col(_PATH).str.slice(_VIN_AT, 17).ne_missing(pl.col("vin")))
+    if foreign.height:
+        path = foreign[_PATH][0]
+        total = rows.filter(pl.col(_PATH) == path).height
+        others = foreign.filter(pl.col(_PATH) == path)
+        raise DataContractError(
+            f"{path!r} holds rows of another vehicle: {others.height} of its {total} rows are "
+            f"not of {path[_VIN_AT : _VIN_AT + 17]}, the VIN of its name"
+        )
+    return rows.drop(_PATH)
 
 
 def _scan_together(storage: Storage, keys: list[str]) -> pl.DataFrame:
