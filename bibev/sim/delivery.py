@@ -166,7 +166,11 @@ def _copies(
 
 def _number(messages: pl.DataFrame, offsets: np.ndarray) -> pl.DataFrame:
     """Stream offsets in arrival order per vehicle, file numbers and line numbers."""
-    by_arrival = messages.with_row_index("row").sort(["pos", "received_us", "copy"])
+    # stable: messages of a vehicle that arrive in the same microsecond keep their file order
+    # (an unstable sort may order them by the rest of the batch)
+    by_arrival = messages.with_row_index("row").sort(
+        ["pos", "received_us", "copy"], maintain_order=True
+    )
     pos = by_arrival["pos"].to_numpy()
     first = np.concatenate([[0], np.flatnonzero(pos[1:] != pos[:-1]) + 1])
     rank = np.arange(pos.size) - np.repeat(first, np.diff(np.concatenate([first, [pos.size]])))

@@ -56,7 +56,7 @@ def _payloads(batch: Batch, fmt: WireFormat) -> Iterator[TeslaPayload]:
     messages = (
         d.messages.with_row_index("row")
         .filter(pl.col("copy") <= COPY_RESEND)
-        .sort(["pos", "received_us", "copy"])
+        .sort(["pos", "received_us", "copy"], maintain_order=True)  # as delivery numbers them
     )
     starts = np.concatenate([[0], np.cumsum(np.bincount(d.datum_msg, minlength=d.messages.height))])
     vins = batch.vins

@@ -54,6 +54,15 @@ def simulate_batch(
     results = [sim.step(day) for sim in sims]
     trace = Trace.concat([r.trace for r in results])
     lengths = [len(r.trace) for r in results]
+    start = day_start_utc(day)
+    # Each vehicle is polled until the end of the day or of its own trace, if that runs past
+    # midnight: never until another vehicle's (a batch-wide end answered the polls of the
+    # others after midnight too, with the values of the day before, so the files depended on
+    # how the fleet was cut into batches).
+    poll_end = np.array(
+        [max(start + 86400, int(r.trace["t"].max()) + 1 if len(r.trace) else 0) for r in results],
+        dtype=np.int64,
+    )
     for r in results:
         r.trace = empty_trace()  # the batch keeps one copy, the concatenated one
     pos = np.repeat(np.arange(len(sims), dtype=np.int32), lengths)
@@ -68,9 +77,9 @@ def simulate_batch(
     if fmt.mode == "stream":
         sampled = sample_stream(fmt, signals, rows, per_vehicle, seed=seed, mess=mess)
     else:
-        start = day_start_utc(day)
-        end = max(start + 86400, int(trace["t"].max()) + 1 if len(trace) else 0)
-        sampled = sample_poll(fmt, signals, rows, per_vehicle, (start, end), seed=seed, mess=mess)
+        sampled = sample_poll(
+            fmt, signals, rows, per_vehicle, (start, poll_end), seed=seed, mess=mess
+        )
     offsets = np.array([sim.next_offset for sim in sims], dtype=np.int64)
     delivered = deliver(
         sampled, signals, seed=seed, mess=mess, stream=fmt.mode == "stream", offsets=offsets

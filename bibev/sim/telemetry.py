@@ -115,12 +115,13 @@ def sample_stream(
     phase_v = hash64(seed, Purpose.PHASE, signals.vehicle_index).astype(np.int64)
     cache: dict[int | str, np.ndarray] = {}
 
+    def interval_of(spec: int | str) -> np.ndarray:
+        """Per batch position."""
+        return np.full(len(signals.days), spec) if isinstance(spec, int) else vehicles[spec]
+
     def ticks_of(spec: int | str) -> np.ndarray:
         if spec not in cache:
-            per_vehicle = (
-                np.full(len(signals.days), spec) if isinstance(spec, int) else vehicles[spec]
-            )
-            interval = per_vehicle[periods.pos].astype(np.int64)
+            interval = interval_of(spec)[periods.pos].astype(np.int64)
             cache[spec] = ticks(periods, interval, phase_v[periods.pos] % interval, rows.size)
         return cache[spec]
 
@@ -129,9 +130,10 @@ def sample_stream(
         tick, value, value2, changed = _on_change(f, signals, rows, ticks_of(f.interval), first)
         candidate = np.zeros(0, dtype=np.int64)
         if mess:
-            limit = f.interval if isinstance(f.interval, int) else vehicles[f.interval].max()
-            beat = ticks_of(HEARTBEAT_S) if limit < HEARTBEAT_S else None
-            candidate = _unchanged(tick, changed, beat)
+            # each vehicle by its own interval, not the batch's longest
+            fast = interval_of(f.interval) < HEARTBEAT_S
+            beat = ticks_of(HEARTBEAT_S) if fast.any() else None
+            candidate = _unchanged(tick, changed, beat, fast[signals.pos[rows[tick]]])
         picks.append((fi, tick, value, value2, changed, candidate))
     rates = _repeat_rates(
         [signals.pos[rows[p[1][p[4]]]] for p in picks],
@@ -158,28 +160,37 @@ def _on_change(
     f: Field, signals: Signals, rows: np.ndarray, tick: np.ndarray, first: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The field's ticks, wire values, and whether each value differs from the tick before
-    (a period's first tick always counts as a change: everything is sent on connect)."""
+    (a period's first tick always counts as a change: everything is sent on connect). A
+    vehicle's first tick counts as a change too: it has no tick before it, even when an enum
+    that cannot be sent at its first period's start leaves another vehicle's tick in front."""
     value, value2 = wire_values(f, signals, rows[tick])
     if f.kind == ENUM:
         ok = _sendable(f, value)
         tick, value, value2 = tick[ok], value[ok], value2[ok]
-    changed = first[tick]
+    changed = first[tick].copy()
     changed[1:] |= value[1:] != value[:-1]
     if f.kind == LOCATION:
         changed[1:] |= value2[1:] != value2[:-1]
+    pos = signals.pos[rows[tick]]
+    changed[:1] = True
+    changed[1:] |= pos[1:] != pos[:-1]
     return tick, value, value2, changed
 
 
-def _unchanged(tick: np.ndarray, changed: np.ndarray, heartbeat: np.ndarray | None) -> np.ndarray:
-    """Positions (into ``tick``) of unchanged values that could be sent again; keys watched
-    more often than every ``HEARTBEAT_S`` seconds repeat only on that heartbeat."""
+def _unchanged(
+    tick: np.ndarray, changed: np.ndarray, heartbeat: np.ndarray | None, fast: np.ndarray
+) -> np.ndarray:
+    """Positions (into ``tick``) of unchanged values that could be sent again; where the key
+    is watched more often than every ``HEARTBEAT_S`` seconds (``fast``, per tick), only those
+    on that heartbeat."""
     if heartbeat is None:
         return np.flatnonzero(~changed)
     at = np.searchsorted(tick, heartbeat)
     inside = at < tick.size  # heartbeat is sorted, so the ones past the end come last
     at = at[inside]
-    at = at[tick[at] == heartbeat[inside]]
-    return at[~changed[at]]
+    on_beat = np.zeros(tick.size, dtype=bool)
+    on_beat[at[tick[at] == heartbeat[inside]]] = True
+    return np.flatnonzero(~changed & (on_beat | ~fast))
 
 
 def _repeat_rates(
@@ -270,12 +281,14 @@ def poll_rows(
     signals: Signals,
     rows: np.ndarray,
     interval: np.ndarray,
-    window: tuple[int, int],
+    window: tuple[int, np.ndarray],
     *,
     seed: int,
     awake_only: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sample row, poll time) of every answered poll in ``window`` (one vehicle per position)."""
+    """(sample row, poll time) of every answered poll in ``window``: from its start (a
+    midnight) to each batch position's own end, so that a vehicle's polls depend on its own
+    trace only."""
     t, pos = signals.trace["t"][rows], signals.pos[rows]
     keys = (pos.astype(np.int64) << _T_BITS) | t
     found_rows, found_t = [], []
@@ -284,7 +297,7 @@ def poll_rows(
     for p in range(n_vehicles):
         step = int(interval[p])
         start = window[0] + int(phase[p] % np.uint64(step))
-        polls = np.arange(start, window[1], step, dtype=np.int64)
+        polls = np.arange(start, int(window[1][p]), step, dtype=np.int64)
         j = np.searchsorted(keys, (np.int64(p) << _T_BITS) | polls, side="right") - 1
         ok = j >= 0  # j = -1: no sample sorts at or before this poll
         ok[ok] = pos[j[ok]] == p
@@ -303,12 +316,13 @@ def sample_poll(
     signals: Signals,
     rows: np.ndarray,
     vehicles: dict[str, np.ndarray],
-    window: tuple[int, int],
+    window: tuple[int, np.ndarray],
     *,
     seed: int,
     mess: bool,
 ) -> Sampled:
-    """A snapshot of every field at each answered poll."""
+    """A snapshot of every field at each answered poll. ``window`` is (first second, per batch
+    position the second after the last poll)."""
     interval = (
         np.full(len(signals.days), fmt.poll_interval_s)
         if fmt.poll_interval_s

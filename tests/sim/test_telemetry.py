@@ -134,7 +134,7 @@ def test_polls_of_a_batch_that_slept_all_day_get_no_answer(fmt):
     start = day_start_utc(START)
     no_rows = np.zeros(0, dtype=np.int64)
     sampled = sample_poll(
-        fmt, signals, no_rows, per_vehicle, (start, start + 86400), seed=SEED, mess=True
+        fmt, signals, no_rows, per_vehicle, (start, np.full(2, start + 86400)), seed=SEED, mess=True
     )
     assert sampled.msg_sample.size == sampled.msg_time_s.size == 0
     assert sampled.msg.size == sampled.value.size == 0
