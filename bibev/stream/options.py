@@ -42,6 +42,12 @@ class StreamOptions(BaseModel):
         200_000, ge=1, description="flush the oldest buffers when more records than this wait"
     )
     commit_interval: float = Field(1.0, ge=0, description="at most one commit this often")
+    commit_timeout: float = Field(
+        10.0, gt=0, description="wait this long for a commit's answer (then send it again)"
+    )
+    close_timeout: float = Field(
+        10.0, gt=0, description="wait this long for the Kafka client to close at the end"
+    )
     write_workers: int = Field(4, ge=1, description="files written at once")
     poll_timeout: float = Field(0.5, gt=0)
 
