@@ -31,7 +31,7 @@ from bibev.log_repeats import RepeatFilter
 from bibev.storage import Storage
 from bibev.stream.batch import paused_gc, read_batch
 from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
-from bibev.stream.options import StreamOptions, kafka_config
+from bibev.stream.options import StreamOptions, client_error_text, kafka_config
 from bibev.stream.records import LineBuilder
 from bibev.stream.sink import StreamSink, Written
 from bibev.stream.stats import StatsSnapshot, StreamCounts, stats_line
@@ -113,7 +113,10 @@ class StreamConsumer:
         try:
             self._consumer = kafka.Consumer(config)
         except kafka.KafkaException as exc:
-            raise ConfigError(f"invalid Kafka consumer configuration: {exc}") from exc
+            error = exc.args[0] if exc.args else exc
+            text = error.str() if hasattr(error, "str") else str(error)
+            problem = client_error_text(text, self.options)
+            raise ConfigError(f"invalid Kafka consumer configuration: {problem}") from None
         try:
             self._consumer.subscribe(
                 list(self.options.topics),
