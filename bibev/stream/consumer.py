@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from bibev.errors import ConfigError, ProviderError, StorageError
+from bibev.errors import ConfigError, ProviderAuthError, ProviderError, StorageError
 from bibev.log_repeats import RepeatFilter
 from bibev.storage import Storage
 from bibev.stream.batch import paused_gc, read_batch
@@ -89,6 +89,10 @@ class StreamConsumer:
         self._aborting = False
         self._errors_logged: dict[int, float] = {}
         self._fatal: Any = None
+        # Credentials or permissions refused (``AUTH_ERRORS``): the run ends with exit 3.
+        self._refused: Any = None
+        # A subscribed topic the brokers do not have: ends a batch run (exit 2).
+        self._missing_topic: str | None = None
         self._last_commit = 0.0
         # The commit sent last and not yet answered (``on_commit``): when it was sent, or None.
         self._commit_sent: float | None = None
@@ -136,6 +140,7 @@ class StreamConsumer:
         started = self.clock()
         try:
             self._loop(started)
+            self._check_errors()  # reported during the last consume() of a batch run
             uncommitted = self._drain()
         except StorageError as exc:
             self._abort()
@@ -154,8 +159,7 @@ class StreamConsumer:
         stats_at = started + options.stats_interval
         previous = StatsSnapshot(started, 0, 0)
         while not self.stop.is_set():
-            if self._fatal is not None:
-                raise ProviderError(f"Kafka client failed: {self._fatal.str()}")
+            self._check_errors()
             wanted = options.batch_size
             if options.max_messages is not None:
                 wanted = min(wanted, options.max_messages - self.counts.messages)
@@ -176,6 +180,23 @@ class StreamConsumer:
                 self._log_stats(previous, current)
                 previous, stats_at = current, now + options.stats_interval
 
+    def _check_errors(self) -> None:
+        """End the run on what waiting cannot mend (see ``_on_error``)."""
+        if self._fatal is not None:
+            text = client_error_text(self._fatal.str(), self.options)
+            raise ProviderError(f"Kafka client failed: {text}")
+        if self._refused is not None:
+            text = client_error_text(self._refused.str(), self.options)
+            raise ProviderAuthError(
+                f"Kafka refused the credentials or permissions ({self._refused.name()}): {text}; "
+                "check sasl.*/ssl.* in --consumer-config and the ACLs of the group and topics"
+            )
+        if self._missing_topic is not None:
+            raise ConfigError(
+                f"topic {self._missing_topic!r} does not exist on {self.options.bootstrap_servers} "
+                "(a batch run does not wait for it to be created)"
+            )
+
     # -- records --------------------------------------------------------------------------
 
     def _consume(self, wanted: int, timeout: float) -> None:
@@ -189,8 +210,8 @@ class StreamConsumer:
         """Buffer a batch; quarantine its bad records; then mark its offsets done."""
         now = self.clock()
         batch = read_batch(self.builder, messages, int(time.time() * 1000))
-        for error in batch.errors:
-            self._on_message_error(error)
+        for error, topic in batch.errors:
+            self._on_message_error(error, topic)
         add = self.buffers.add_lines
         for vin, lines in batch.groups.items():
             add(vin, lines.by_day(), lines.first_offsets(), now)
@@ -328,7 +349,7 @@ class StreamConsumer:
         while self._commit_sent is not None and self.clock() < deadline:
             message = self._consumer.poll(min(0.1, max(0.0, deadline - self.clock())))
             if message is not None and message.error() is not None:
-                self._on_message_error(message.error())
+                self._on_message_error(message.error(), message.topic())
             # Any record polled here is not stored, so its offset is never committed: it is
             # read again by the next run.
             if self._commit_sent is None and self.buffers.to_commit():
@@ -362,8 +383,14 @@ class StreamConsumer:
         logger.warning("lost %s (another consumer reads them again)", _names(partitions))
 
     def _on_error(self, error: Any) -> None:
+        """An error of the client (``error_cb``, or a message's): a fatal one, or refused
+        credentials or permissions, end the run (``_check_errors``); anything else (a broker
+        unreachable, a timeout) is waited out."""
         if error.fatal():
             self._fatal = error
+        elif error.code() in _auth_errors():
+            self._refused = self._refused or error
+            return
         self._log_kafka_error(error, "retrying")
 
     def _log_kafka_error(self, error: Any, what: str) -> None:
@@ -373,9 +400,17 @@ class StreamConsumer:
             self._errors_logged[error.code()] = now
             logger.warning("Kafka: %s (%s)", error.str(), what)
 
-    def _on_message_error(self, error: Any) -> None:
+    def _on_message_error(self, error: Any, topic: str | None = None) -> None:
         kafka = _kafka()
-        if error.code() == kafka.KafkaError._PARTITION_EOF:
+        code = error.code()
+        if code == kafka.KafkaError._PARTITION_EOF:
+            return
+        if code in (kafka.KafkaError.UNKNOWN_TOPIC_OR_PART, kafka.KafkaError._UNKNOWN_TOPIC):
+            options = self.options
+            if options.max_messages is not None or options.max_seconds is not None:
+                self._missing_topic = self._missing_topic or topic or "?"
+                return
+            self._log_kafka_error(error, "nothing is read from it until it is created")
             return
         self._on_error(error)
 
@@ -474,6 +509,22 @@ class StreamConsumer:
             known = high is not None and high >= 0 and position is not None and position >= 0
             lag[tp] = max(0, high - position) if known else None
         return lag
+
+
+def _auth_errors() -> frozenset[int]:
+    """librdkafka's codes for refused credentials or permissions."""
+    error = _kafka().KafkaError
+    return frozenset(
+        getattr(error, name)
+        for name in (
+            "_AUTHENTICATION",
+            "SASL_AUTHENTICATION_FAILED",
+            "TOPIC_AUTHORIZATION_FAILED",
+            "GROUP_AUTHORIZATION_FAILED",
+            "CLUSTER_AUTHORIZATION_FAILED",
+        )
+        if hasattr(error, name)
+    )
 
 
 def _names(partitions: list[Any]) -> str:
