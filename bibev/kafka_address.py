@@ -12,8 +12,13 @@ def broker_problem(value: str) -> str | None:
     ``PROTOCOL://``, IPv6 hosts in brackets), or ``None`` when nothing is."""
     for broker in value.split(","):
         if not _is_host_port(broker.strip()):
-            return f"needs HOST:PORT[,HOST:PORT…] with ports 1 to 65535, not {broker!r}"
+            return f"needs HOST:PORT[,HOST:PORT…] with ports 1 to 65535, not {_shown(broker)!r}"
     return None
+
+
+def _shown(broker: str) -> str:
+    """``broker`` as an error may show it: credentials before an ``@`` are masked."""
+    return "***@" + broker.rsplit("@", 1)[1] if "@" in broker else broker
 
 
 def _is_host_port(broker: str) -> bool:

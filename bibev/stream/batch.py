@@ -137,7 +137,7 @@ def _read(batch: Batch, builder: LineBuilder, messages: Sequence[Any], now_ms: i
     known_json = json_fields(values) if encoding != "protobuf" else [None] * len(values)
     for message, value, known in zip(messages, values, known_json, strict=True):
         if message.error() is not None:
-            batch.errors.append(message.error())
+            batch.errors.append((message.error(), message.topic()))
             continue
         if message.partition() != partition or (not one_topic and message.topic() != topic):
             topic, partition, tp, source = _next_partition(batch, builder, message, tp, offset)

@@ -17,6 +17,10 @@ or quarantined:
   lines, and a batch whose row count is off is read per record: row ``k`` is line ``k``;
 - it is ASCII and holds no ``Inf`` or ``NaN`` (the reader also takes ``Inf`` and ``-NaN``,
   which ``json.loads`` refuses);
+- it is shorter than ``DEEP_BYTES`` or opens fewer than ``DEEP_BYTES // 2`` arrays and
+  objects: Arrow reads JSON nested to any depth, ``json.loads`` refuses one nested deeper than
+  the interpreter's recursion limit (the record is then quarantined), and the depth of a value
+  is at most half its length and at most the number of brackets it opens;
 - ``createdAt`` and ``vin`` are declared strings: the reader fails on a value where one is a
   number, an object or given twice (``json.loads`` keeps the last), and a record whose
   ``createdAt`` is absent or ``null`` (``json.loads`` would then look at ``created_at``) is
@@ -38,6 +42,9 @@ _READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 22)
 # about what reading 400 records one by one saves (a consumer that has caught up gets small
 # batches, and then has time to spare).
 MIN_RECORDS = 500
+# A value this long or longer is read here only when it opens fewer than half this many arrays
+# and objects, so that it is nested far less deeply than ``json.loads`` can read.
+DEEP_BYTES = 800
 
 # What a protojson record gives: (VIN bytes as the payload says, createdAt as sent).
 JsonFields = tuple[bytes, str]
@@ -48,11 +55,23 @@ def _plain(value: bytes) -> bool:
     return value.isascii() and b"\r" not in value and b"Inf" not in value and b"NaN" not in value
 
 
+def _shallow(value: bytes) -> bool:
+    """Certainly nested less than ``DEEP_BYTES // 2`` deep (see the module docstring)."""
+    return len(value) < DEEP_BYTES or value.count(b"{") + value.count(b"[") < DEEP_BYTES // 2
+
+
 def json_fields(values: Sequence[bytes | None]) -> list[JsonFields | None]:
     """For each value: its ``(VIN bytes, createdAt)`` when it is a protojson object read
     here, else ``None`` (the record is read by ``records.payload_parts``)."""
     fields: list[JsonFields | None] = [None] * len(values)
-    rows = [i for i, value in enumerate(values) if value and value[0] == 0x7B and value[-1] == 0x7D]
+    rows = [
+        i
+        for i, value in enumerate(values)
+        if value
+        and value[0] == 0x7B
+        and value[-1] == 0x7D
+        and (len(value) < DEEP_BYTES or _shallow(value))
+    ]
     if len(rows) < MIN_RECORDS:
         return fields
     document = b"\n".join([values[i] for i in rows])  # type: ignore[misc]

@@ -3,12 +3,14 @@
 Commit protocol (also in docs/stream.md): auto-commit and the automatic offset store are off.
 After each batch the consumer writes the batch's bad records to quarantine (durable), then
 marks the batch's offsets as done, flushes the buffers that are full or old (durable), and
-commits, synchronously, for each partition the offset after the last record such that every
-earlier record is written or quarantined (``StreamBuffers.committable``). On partition
-revocation it flushes the buffers holding that partition's records, commits, and forgets the
-partition; on SIGTERM/SIGINT it stops polling, flushes everything, commits and closes. A crash
-at any point loses nothing: what was not committed is read again (duplicates are allowed,
-compaction removes them).
+commits, asynchronously, for each partition the offset after the last record such that every
+earlier record is written or quarantined (``StreamBuffers.committable``); an offset counts as
+committed only once the broker's answer has come back (``on_commit``, served by
+``consume()``). On partition revocation it flushes the buffers holding that partition's
+records, sends a commit, and forgets the partition; on SIGTERM/SIGINT it stops polling,
+flushes everything, commits (waiting a bounded time for the answer) and closes (bounded too).
+A crash, or a commit that never lands, loses nothing: what was not committed is read again
+(duplicates are allowed, compaction removes them).
 """
 
 from __future__ import annotations
@@ -24,14 +26,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import stamina
-
-from bibev.errors import ConfigError, ProviderError, StorageError
+from bibev.errors import ConfigError, ProviderAuthError, ProviderError, StorageError
 from bibev.log_repeats import RepeatFilter
 from bibev.storage import Storage
 from bibev.stream.batch import paused_gc, read_batch
 from bibev.stream.buffers import StreamBuffers, TopicPartition, VinBuffer
-from bibev.stream.options import StreamOptions, kafka_config
+from bibev.stream.options import StreamOptions, client_error_text, kafka_config
 from bibev.stream.records import LineBuilder
 from bibev.stream.sink import StreamSink, Written
 from bibev.stream.stats import StatsSnapshot, StreamCounts, stats_line
@@ -89,7 +89,14 @@ class StreamConsumer:
         self._aborting = False
         self._errors_logged: dict[int, float] = {}
         self._fatal: Any = None
+        # Credentials or permissions refused (``AUTH_ERRORS``): the run ends with exit 3.
+        self._refused: Any = None
+        # A subscribed topic the brokers do not have: ends a batch run (exit 2).
+        self._missing_topic: str | None = None
         self._last_commit = 0.0
+        # The commit sent last and not yet answered (``on_commit``): when it was sent, or None.
+        self._commit_sent: float | None = None
+        self._closing = False
         self._last_age_check = 0.0
         # Writes in flight, oldest first: (future, buffers, why, records).
         self._inflight: deque[tuple[Future[Written], list[VinBuffer], str, int]] = deque()
@@ -106,11 +113,14 @@ class StreamConsumer:
             self.sink.close()
             raise StorageError(f"not started, nothing consumed: {exc}") from exc
         config = kafka_config(self.options)
-        config.update(error_cb=self._on_error, logger=kafka_logger)
+        config.update(error_cb=self._on_error, logger=kafka_logger, on_commit=self._on_commit)
         try:
             self._consumer = kafka.Consumer(config)
         except kafka.KafkaException as exc:
-            raise ConfigError(f"invalid Kafka consumer configuration: {exc}") from exc
+            error = exc.args[0] if exc.args else exc
+            text = error.str() if hasattr(error, "str") else str(error)
+            problem = client_error_text(text, self.options)
+            raise ConfigError(f"invalid Kafka consumer configuration: {problem}") from None
         try:
             self._consumer.subscribe(
                 list(self.options.topics),
@@ -130,6 +140,7 @@ class StreamConsumer:
         started = self.clock()
         try:
             self._loop(started)
+            self._check_errors()  # reported during the last consume() of a batch run
             uncommitted = self._drain()
         except StorageError as exc:
             self._abort()
@@ -148,8 +159,7 @@ class StreamConsumer:
         stats_at = started + options.stats_interval
         previous = StatsSnapshot(started, 0, 0)
         while not self.stop.is_set():
-            if self._fatal is not None:
-                raise ProviderError(f"Kafka client failed: {self._fatal.str()}")
+            self._check_errors()
             wanted = options.batch_size
             if options.max_messages is not None:
                 wanted = min(wanted, options.max_messages - self.counts.messages)
@@ -170,6 +180,23 @@ class StreamConsumer:
                 self._log_stats(previous, current)
                 previous, stats_at = current, now + options.stats_interval
 
+    def _check_errors(self) -> None:
+        """End the run on what waiting cannot mend (see ``_on_error``)."""
+        if self._fatal is not None:
+            text = client_error_text(self._fatal.str(), self.options)
+            raise ProviderError(f"Kafka client failed: {text}")
+        if self._refused is not None:
+            text = client_error_text(self._refused.str(), self.options)
+            raise ProviderAuthError(
+                f"Kafka refused the credentials or permissions ({self._refused.name()}): {text}; "
+                "check sasl.*/ssl.* in --consumer-config and the ACLs of the group and topics"
+            )
+        if self._missing_topic is not None:
+            raise ConfigError(
+                f"topic {self._missing_topic!r} does not exist on {self.options.bootstrap_servers} "
+                "(a batch run does not wait for it to be created)"
+            )
+
     # -- records --------------------------------------------------------------------------
 
     def _consume(self, wanted: int, timeout: float) -> None:
@@ -183,8 +210,8 @@ class StreamConsumer:
         """Buffer a batch; quarantine its bad records; then mark its offsets done."""
         now = self.clock()
         batch = read_batch(self.builder, messages, int(time.time() * 1000))
-        for error in batch.errors:
-            self._on_message_error(error)
+        for error, topic in batch.errors:
+            self._on_message_error(error, topic)
         add = self.buffers.add_lines
         for vin, lines in batch.groups.items():
             add(vin, lines.by_day(), lines.first_offsets(), now)
@@ -262,32 +289,72 @@ class StreamConsumer:
 
     # -- offsets --------------------------------------------------------------------------
 
-    def _commit(self, tps: Sequence[TopicPartition] | None = None, attempts: int = 3) -> bool:
-        """Commit what is safe to commit; ``False`` when the broker refused (tried again later)."""
+    def _commit(self, tps: Sequence[TopicPartition] | None = None) -> None:
+        """Send a commit of what is safe to commit, without waiting for the broker: its answer
+        comes to ``_on_commit`` from ``consume()``/``poll()``, and only then are the offsets
+        taken as committed. While one commit is unanswered no other is sent, unless it has
+        gone unanswered for ``commit_timeout`` seconds (a broker that does not answer): it is
+        then sent again. A commit that never lands only means records read again."""
         kafka = _kafka()
-        self._last_commit = self.clock()
+        now = self.clock()
+        self._last_commit = now
+        if self._commit_sent is not None:
+            if now - self._commit_sent < self.options.commit_timeout:
+                return
+            logger.warning(
+                "commit not answered after %.0f s (broker unreachable?); sending it again: "
+                "the records are stored, nothing is lost",
+                now - self._commit_sent,
+            )
         offsets = self.buffers.to_commit(tps)
         if not offsets:
-            return True
+            return
         partitions = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-
-        def retriable(exc: Exception) -> bool:
-            return isinstance(exc, kafka.KafkaException) and exc.args[0].retriable()
-
         try:
-            for attempt in stamina.retry_context(on=retriable, attempts=attempts, timeout=10.0):
-                with attempt:
-                    result = self._consumer.commit(offsets=partitions, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=True)
         except kafka.KafkaException as exc:
-            logger.warning("commit failed, will try again: %s", exc.args[0].str())
-            return False
-        failed = {(r.topic, r.partition) for r in result or () if r.error is not None}
-        if failed:
-            logger.warning("commit refused for %s, will try again", sorted(failed))
-        self.buffers.mark_committed({tp: o for tp, o in offsets.items() if tp not in failed})
-        self.counts.commits += 1
-        logger.debug("committed %s", offsets)
-        return not failed
+            self._log_kafka_error(exc.args[0], "commit failed, will try again")
+            return
+        self._commit_sent = now
+        logger.debug("commit sent: %s", offsets)
+
+    def _on_commit(self, error: Any, partitions: list[Any]) -> None:
+        """The broker's answer to a commit (called by the client inside ``consume()``,
+        ``poll()`` and ``close()``): the partitions without an error are committed."""
+        self._commit_sent = None
+        kafka = _kafka()
+        if error is not None and error.code() == kafka.KafkaError._NO_OFFSET:
+            return
+        done = self.buffers.done
+        committed = {
+            (p.topic, p.partition): p.offset
+            for p in partitions
+            if p.error is None and p.offset >= 0 and (p.topic, p.partition) in done
+        }
+        self.buffers.mark_committed(committed)
+        if committed:
+            self.counts.commits += 1
+            logger.debug("committed %s", committed)
+        failed = [p for p in partitions if p.error is not None]
+        if error is not None or failed:
+            first = error if error is not None else failed[0].error
+            self._log_kafka_error(first, f"commit failed for {_names(failed)}, will try again")
+
+    def _wait_for_commit(self, timeout: float) -> bool:
+        """Commit what is safe and wait up to ``timeout`` seconds for the broker's answer,
+        serving the client's callbacks meanwhile; ``True`` when nothing is left uncommitted."""
+        deadline = self.clock() + timeout
+        self._commit_sent = None  # a commit unanswered so far is sent again
+        self._commit()
+        while self._commit_sent is not None and self.clock() < deadline:
+            message = self._consumer.poll(min(0.1, max(0.0, deadline - self.clock())))
+            if message is not None and message.error() is not None:
+                self._on_message_error(message.error(), message.topic())
+            # Any record polled here is not stored, so its offset is never committed: it is
+            # read again by the next run.
+            if self._commit_sent is None and self.buffers.to_commit():
+                self._commit()  # a partial failure: try the rest again
+        return not self.buffers.to_commit()
 
     # -- rebalance and errors (called by the client inside consume() and close()) -------
 
@@ -299,7 +366,11 @@ class StreamConsumer:
         if not self._aborting:
             self._flush(self.buffers.holding(tps), "revoked")
             self._settle()
-        self._commit(tps)
+        if not self._closing:
+            # Sent before this process rejoins the group, so the broker has it before the
+            # next owner reads where to start (not waited for: a callback cannot poll).
+            self._commit_sent = None
+            self._commit(tps)
         self.buffers.forget(tps)
         logger.info("revoked %s", _names(partitions))
 
@@ -312,16 +383,34 @@ class StreamConsumer:
         logger.warning("lost %s (another consumer reads them again)", _names(partitions))
 
     def _on_error(self, error: Any) -> None:
+        """An error of the client (``error_cb``, or a message's): a fatal one, or refused
+        credentials or permissions, end the run (``_check_errors``); anything else (a broker
+        unreachable, a timeout) is waited out."""
         if error.fatal():
             self._fatal = error
+        elif error.code() in _auth_errors():
+            self._refused = self._refused or error
+            return
+        self._log_kafka_error(error, "retrying")
+
+    def _log_kafka_error(self, error: Any, what: str) -> None:
+        """A warning, at most once per ``ERROR_LOG_EVERY`` seconds per error code."""
         now = self.clock()
         if now - self._errors_logged.get(error.code(), -ERROR_LOG_EVERY) >= ERROR_LOG_EVERY:
             self._errors_logged[error.code()] = now
-            logger.warning("Kafka: %s (retrying)", error.str())
+            logger.warning("Kafka: %s (%s)", error.str(), what)
 
-    def _on_message_error(self, error: Any) -> None:
+    def _on_message_error(self, error: Any, topic: str | None = None) -> None:
         kafka = _kafka()
-        if error.code() == kafka.KafkaError._PARTITION_EOF:
+        code = error.code()
+        if code == kafka.KafkaError._PARTITION_EOF:
+            return
+        if code in (kafka.KafkaError.UNKNOWN_TOPIC_OR_PART, kafka.KafkaError._UNKNOWN_TOPIC):
+            options = self.options
+            if options.max_messages is not None or options.max_seconds is not None:
+                self._missing_topic = self._missing_topic or topic or "?"
+                return
+            self._log_kafka_error(error, "nothing is read from it until it is created")
             return
         self._on_error(error)
 
@@ -329,12 +418,18 @@ class StreamConsumer:
 
     def _drain(self) -> list[TopicPartition]:
         """Flush everything, commit, close (the SIGTERM path and the end of a batch run);
-        returns the partitions whose last records could not be committed."""
+        returns the partitions whose last records could not be committed. Bounded in time:
+        a broker that does not answer costs at most ``commit_timeout`` + ``close_timeout``."""
         logger.info("draining: flushing %d buffered records", self.buffers.buffered)
         self._write(self.buffers.take_all(), "drain")
         self._settle()
-        if not self._commit(attempts=10):
-            logger.error("could not commit the last offsets; they will be read again")
+        timeout = self.options.commit_timeout
+        if not self._wait_for_commit(timeout):
+            logger.warning(
+                "could not commit the last offsets within %.0f s; the stored records will be "
+                "read again by the next run (duplicates, nothing lost)",
+                timeout,
+            )
         uncommitted = self.buffers.uncommitted()
         self._close()
         self.sink.close()
@@ -346,20 +441,41 @@ class StreamConsumer:
             return
         self._aborting = True
         try:
-            self._commit()
+            self._wait_for_commit(self.options.commit_timeout)
         except Exception as exc:
             logger.debug("commit after error failed: %s", exc)
         self._close()
         self.sink.close()
 
     def _close(self) -> None:
-        try:
-            self._consumer.close()
-        except Exception as exc:
+        """Leave the group, waiting at most ``close_timeout`` seconds: librdkafka's close
+        waits for the broker, without a limit, while a commit is unanswered. On time out the
+        process goes on (and exits) without it; the group reassigns the partitions once the
+        session times out."""
+        self._closing = True
+        failure: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                self._consumer.close()
+            except BaseException as exc:  # handed to the caller below
+                failure.append(exc)
+
+        closer = threading.Thread(target=close, name="bibev-stream-close", daemon=True)
+        closer.start()
+        closer.join(self.options.close_timeout)
+        if closer.is_alive():
+            logger.warning(
+                "the Kafka client did not close within %.0f s (broker unreachable?); going on "
+                "without it: the group reassigns the partitions after session.timeout.ms",
+                self.options.close_timeout,
+            )
+            return
+        if failure:
             if self._aborting:
-                logger.debug("closing the consumer failed: %s", exc)
+                logger.debug("closing the consumer failed: %s", failure[0])
             else:
-                raise
+                raise failure[0]
 
     def _log_stats(self, previous: StatsSnapshot, current: StatsSnapshot) -> None:
         logger.info(
@@ -393,6 +509,22 @@ class StreamConsumer:
             known = high is not None and high >= 0 and position is not None and position >= 0
             lag[tp] = max(0, high - position) if known else None
         return lag
+
+
+def _auth_errors() -> frozenset[int]:
+    """librdkafka's codes for refused credentials or permissions."""
+    error = _kafka().KafkaError
+    return frozenset(
+        getattr(error, name)
+        for name in (
+            "_AUTHENTICATION",
+            "SASL_AUTHENTICATION_FAILED",
+            "TOPIC_AUTHORIZATION_FAILED",
+            "GROUP_AUTHORIZATION_FAILED",
+            "CLUSTER_AUTHORIZATION_FAILED",
+        )
+        if hasattr(error, name)
+    )
 
 
 def _names(partitions: list[Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -42,6 +43,12 @@ class StreamOptions(BaseModel):
         200_000, ge=1, description="flush the oldest buffers when more records than this wait"
     )
     commit_interval: float = Field(1.0, ge=0, description="at most one commit this often")
+    commit_timeout: float = Field(
+        10.0, gt=0, description="wait this long for a commit's answer (then send it again)"
+    )
+    close_timeout: float = Field(
+        10.0, gt=0, description="wait this long for the Kafka client to close at the end"
+    )
     write_workers: int = Field(4, ge=1, description="files written at once")
     poll_timeout: float = Field(0.5, gt=0)
 
@@ -92,15 +99,49 @@ def build_options(**values: Any) -> StreamOptions:
         raise ConfigError(f"invalid stream options: {problems}") from None
 
 
+# What a librdkafka property name looks like (``sasl.password``, ``session.timeout.ms``): an
+# error may show this much of what the user typed, never the rest (it may be a secret).
+_PROPERTY_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+
+
+def shown_name(text: str) -> str:
+    """The part of ``text`` that an error may quote: its start when that looks like a
+    property name (``sasl.password`` of ``sasl.password:Hunter2``), followed by ``…`` when
+    more is hidden; ``…`` alone when nothing looks like one."""
+    found = _PROPERTY_NAME.match(text.strip())
+    name = found.group(0) if found else ""
+    return name if name == text.strip() else name + "…"
+
+
 def parse_config_pairs(pairs: Iterable[str]) -> dict[str, str]:
-    """``["session.timeout.ms=6000", …]`` → dict; a pair without ``=`` is a ``ConfigError``."""
+    """``["session.timeout.ms=6000", …]`` → dict; a pair without ``=`` is a ``ConfigError``
+    (which never quotes the value: only the part that looks like a property name)."""
     config = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"consumer config must be KEY=VALUE, not {pair!r}")
+            raise ConfigError(
+                f"consumer config must be KEY=VALUE, not {shown_name(pair)!r} "
+                "(what follows the name is not shown: it may be a secret)"
+            )
         config[name.strip()] = value.strip()
     return config
+
+
+def client_error_text(text: str, options: StreamOptions) -> str:
+    """A librdkafka error message without the user's values: a value it quotes
+    (``Invalid value "…" for configuration property``), an unknown property's name beyond
+    what looks like a name, and any credential of ``consumer_config``."""
+    text = re.sub(r'Invalid value "[^"]*"', "Invalid value", text)
+    text = re.sub(
+        r'No such configuration property: "([^"]*)"',
+        lambda found: f'No such configuration property: "{shown_name(found.group(1))}"',
+        text,
+    )
+    for value in options.consumer_config.values():
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            text = text.replace(value.get_secret_value(), "***")
+    return text
 
 
 def kafka_config(options: StreamOptions) -> dict[str, Any]:

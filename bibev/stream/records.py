@@ -142,6 +142,8 @@ def _json_payload(value: bytes) -> Parts:
         doc = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise DataContractError(f"value is not JSON ({exc})", source=SOURCE) from exc
+    except RecursionError:  # JSON nested deeper than Python can read (nor compact after it)
+        raise DataContractError("value is JSON nested too deeply to read", source=SOURCE) from None
     if not isinstance(doc, dict):
         raise DataContractError("value is not a JSON object", source=SOURCE)
     created = doc.get("createdAt", doc.get("created_at"))

@@ -41,6 +41,37 @@ def test_usage_errors_exit_2_before_consuming(isolated, capsys, flags, message):
     assert not (isolated / "bibev-data").exists()
 
 
+SECRET = "Hunter2SuperSecret"
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        (["--consumer-config", f"sasl.password:{SECRET}"], "'sasl.password…'"),
+        (["--consumer-config", SECRET], "'…'"),
+        (["--consumer-config", f"={SECRET}"], "'…'"),
+        (["--consumer-config", f"security.protocol={SECRET}"], "Invalid value for"),
+        (["--consumer-config", f"sasl.password:{SECRET}=x"], '"sasl.password…"'),
+        (
+            [
+                "--consumer-config",
+                f"ssl.key.pem={SECRET}",
+                "--consumer-config",
+                "security.protocol=SSL",
+            ],
+            "ssl.key.pem",
+        ),
+        (["--bootstrap-servers", f"bibev:{SECRET}@kafka"], "'***@kafka'"),
+    ],
+)
+def test_a_config_error_never_shows_a_value(isolated, capsys, flags, shown):
+    argv = ["--database-url", f"sqlite:///{isolated / 'runs.db'}", "stream"]
+    assert run([*argv, "--bootstrap-servers", "127.0.0.1:1", *flags]) == 2
+    captured = capsys.readouterr()
+    assert shown in captured.err
+    assert SECRET not in captured.err + captured.out
+
+
 @pytest.mark.kafka
 @pytest.mark.timeout(120)
 def test_a_batch_run_prints_its_counts_and_records_a_run(

@@ -37,6 +37,11 @@ READ_HERE = [
         ("5YJ3E1EA7KF\u00e900001".encode(), "2025-03-01T10:00:00Z"),
     ),
     (b'{"createdAt":"2025-02-30T10:00:00Z",' + V + b"}", (VIN.encode(), "2025-02-30T10:00:00Z")),
+    # Long, but with few brackets: certainly not nested deeply.
+    (
+        b"{" + CREATED + b"," + V + b',"x":"' + b"a" * 2000 + b'"}',
+        (VIN.encode(), "2025-03-01T10:00:00Z"),
+    ),
 ]
 PER_RECORD = [
     b"{" + CREATED + b"," + V + b',"x":"\xc3\xa9"}',  # not ASCII
@@ -51,6 +56,8 @@ PER_RECORD = [
     b"[1]",
     b"",
     None,
+    # Nested deeper than json.loads reads (Arrow reads it): quarantined per record.
+    b"{" + CREATED + b"," + V + b',"x":' + b"[" * 1500 + b"]" * 1500 + b"}",
 ]
 # Values that make Arrow refuse the whole batch (which is then read record by record).
 REFUSED = [

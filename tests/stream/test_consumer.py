@@ -105,6 +105,42 @@ def test_poison_records_are_quarantined_and_the_rest_arrives(
     assert committed(kafka_broker, opts.group_id, kafka_topic) == high_watermarks(sent)
 
 
+def test_json_nested_too_deeply_is_quarantined_and_the_batch_stored(
+    kafka_broker, kafka_topic, tmp_path
+):
+    good = fleet_records(300, json_every=2)
+    deep = [
+        Sent(vin(1).encode(), b'{"a":' + b"[" * 1500 + b"]" * 1500 + b"}"),
+        Sent(
+            vin(2).encode(),
+            b'{"data":[{"key":"Soc","value":'
+            + b'{"a":' * 2000
+            + b"1"
+            + b"}" * 2000
+            + b'}],"createdAt":"2025-03-01T10:00:00Z","vin":"'
+            + vin(2).encode()
+            + b'"}',
+        ),
+    ]
+    sent = produce(kafka_broker, kafka_topic, good[:100] + deep[:1] + good[100:] + deep[1:])
+    opts = options(kafka_broker, kafka_topic, max_messages=len(sent))
+
+    result = run_stream(Storage(str(tmp_path)), opts)
+
+    assert sorted(stored_by_position(tmp_path)) == sorted((r.partition, r.offset) for r in good)
+    quarantined = {
+        (d["source"]["partition"], d["source"]["offset"]): d
+        for _, d in read_lines(tmp_path, "quarantine")
+    }
+    assert sorted(quarantined) == sorted((r.partition, r.offset) for r in deep)
+    for record in deep:
+        doc = quarantined[(record.partition, record.offset)]
+        assert doc["reason"].startswith("value is JSON nested too deeply to read")
+        assert base64.b64decode(doc["value_base64"]) == record.value
+    assert (result.counts.messages, result.counts.quarantined) == (302, 2)
+    assert committed(kafka_broker, opts.group_id, kafka_topic) == high_watermarks(sent)
+
+
 def test_a_buffer_spanning_midnight_is_split_into_two_day_folders(
     kafka_broker, kafka_topic, tmp_path
 ):

@@ -165,6 +165,27 @@ def test_bad_records_are_refused_with_a_reason(value, key, headers, encoding, re
         build(value, key=key, headers=headers, encoding=encoding)
 
 
+# JSON nested deeper than ``json.loads`` reads: the 3 KB value of the audit, and a payload
+# whose data holds such a value.
+DEEP_ARRAY = b'{"a":' + b"[" * 1500 + b"]" * 1500 + b"}"
+DEEP_PAYLOAD = (
+    b'{"data":[{"key":"Soc","value":'
+    + b'{"a":' * 2000
+    + b"1"
+    + b"}" * 2000
+    + b'}],"createdAt":"2025-03-01T10:00:00Z","vin":"'
+    + VIN_KEY
+    + b'"}'
+)
+
+
+@pytest.mark.parametrize("value", [DEEP_ARRAY, DEEP_PAYLOAD])
+@pytest.mark.parametrize("encoding", ["auto", "json"])
+def test_json_nested_too_deeply_is_refused_with_a_reason_not_a_crash(value, encoding):
+    with pytest.raises(DataContractError, match=r"^value is JSON nested too deeply to read"):
+        build(value, encoding=encoding)
+
+
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
