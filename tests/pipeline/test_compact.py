@@ -220,6 +220,20 @@ def test_unreadable_lines_are_quarantined_and_the_rest_is_compacted(storage: Sto
     assert summary.totals()["quarantined"] == 3
 
 
+def test_a_line_nested_too_deeply_is_quarantined(storage: Storage) -> None:
+    """A line deeper than the JSON reader's recursion limit goes to quarantine with its
+    reason; it does not stop the run (a crash would leave the file in temp/ for ever)."""
+    deep = '{"provider":"tesla","payload":' + "[" * 3000 + "]" * 3000 + "}"
+    write_temp(storage, DAY, "a.jsonl", [*soc_lines(DAY, 2), deep])
+    summary = compact(storage)
+    assert compressed(storage).height == 2
+    [key] = storage.list("quarantine")
+    [record] = [json.loads(line) for line in storage.read_bytes(key).splitlines()]
+    assert (record["line"], record["reason"]) == (3, "JSON nested too deeply to read")
+    assert record["raw"] == deep
+    assert summary.totals()["quarantined"] == 1
+
+
 def test_today_is_untouched_unless_asked(storage: Storage) -> None:
     key = write_temp(storage, TODAY, "a.jsonl", soc_lines(TODAY, 2))
     summary = compact(storage)

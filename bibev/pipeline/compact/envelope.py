@@ -63,6 +63,8 @@ def parse_envelope(raw: bytes) -> Envelope:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataContractError(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise DataContractError("JSON nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise DataContractError("line is not a JSON object", value=type(doc).__name__)
     provider = doc.get("provider")
