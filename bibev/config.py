@@ -110,10 +110,16 @@ class Settings(BaseSettings):
         1000, ge=1, description="bibev stream: write a VIN's buffer at this many records"
     )
     stream_flush_interval: float = Field(
-        30.0, gt=0, description="bibev stream: write a buffer this many seconds old"
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="bibev stream: write a buffer this many seconds old",
     )
     stream_stats_interval: float = Field(
-        60.0, gt=0, description="bibev stream: seconds between stats log lines"
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="bibev stream: seconds between stats log lines",
     )
     kafka_consumer_config: dict[str, str | SecretStr] = Field(
         default_factory=dict,

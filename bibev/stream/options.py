@@ -30,11 +30,13 @@ class StreamOptions(BaseModel):
     topics: tuple[str, ...] = Field(("tesla_V",), min_length=1)
     group_id: str = Field("bibev-stream", min_length=1)
     buffer_size: int = Field(1000, ge=1, description="flush a VIN's buffer at this many records")
-    flush_interval: float = Field(30.0, gt=0, description="flush a buffer this many seconds old")
+    flush_interval: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="flush a buffer this many seconds old"
+    )
     encoding: Literal["auto", "protobuf", "json"] = "auto"
     max_messages: int | None = Field(None, ge=1)
-    max_seconds: float | None = Field(None, gt=0)
-    stats_interval: float = Field(60.0, gt=0)
+    max_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
+    stats_interval: float = Field(60.0, gt=0, allow_inf_nan=False)
     # librdkafka settings; credentials (``is_kafka_secret``) are kept as ``SecretStr`` so that
     # they never show in a log line, the runs table or ``repr``.
     consumer_config: dict[str, str | SecretStr] = Field(default_factory=dict)

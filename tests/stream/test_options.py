@@ -17,6 +17,9 @@ def test_defaults_follow_the_original_consumer():
     [
         ({"buffer_size": 0}, "--buffer-size"),
         ({"flush_interval": 0}, "--flush-interval"),
+        ({"flush_interval": float("inf")}, "--flush-interval: Input should be a finite number"),
+        ({"max_seconds": float("inf")}, "--max-seconds: Input should be a finite number"),
+        ({"stats_interval": float("nan")}, "--stats-interval"),
         ({"encoding": "avro"}, "encoding"),
         ({"topics": ()}, "--topic"),
         ({"max_messages": 0}, "--max-messages"),
