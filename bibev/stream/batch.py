@@ -13,7 +13,7 @@ import contextlib
 import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bibev.errors import DataContractError
@@ -94,7 +94,7 @@ def read_batch(builder: LineBuilder, messages: Sequence[Any], now_ms: int) -> Ba
     """Decode, check and format every record of ``messages`` (``confluent_kafka.Message``);
     ``now_ms`` stands in for a missing record timestamp."""
     batch = Batch()
-    _read(batch, builder, messages, now_ms)
+    _read(batch, builder, messages, now_ms, latest_day(datetime.now(UTC)))
     return batch
 
 
@@ -102,7 +102,7 @@ def record_line(builder: LineBuilder, message: Any) -> tuple[str, str, bytes]:
     """``(vin, UTC day, line)`` of one record, built as the consumer builds a batch's;
     ``DataContractError`` when the record must be quarantined."""
     batch = Batch(strict=True)
-    _read(batch, builder, [message], now_ms=0)
+    _read(batch, builder, [message], now_ms=0, latest=latest_day(datetime.now(UTC)))
     ((vin, lines),) = batch.groups.items()
     return vin, lines.day, lines.lines[0]
 
@@ -125,7 +125,15 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _read(batch: Batch, builder: LineBuilder, messages: Sequence[Any], now_ms: int) -> None:
+def latest_day(now: datetime) -> str:
+    """The last UTC day a record's ``createdAt`` may be on, read at ``now``: tomorrow. A later
+    one is no real record (a clock gone wrong): its day would never be compacted."""
+    return (now.astimezone(UTC) + timedelta(days=1)).date().isoformat()
+
+
+def _read(
+    batch: Batch, builder: LineBuilder, messages: Sequence[Any], now_ms: int, latest: str
+) -> None:
     # One function on purpose: a call per record costs more than most of the steps below.
     groups, get_group, vins, seconds = batch.groups, batch.groups.get, builder.vins, _SECOND_BYTES
     encoding, one_topic = builder.encoding, builder.one_topic
@@ -155,6 +163,10 @@ def _read(batch: Batch, builder: LineBuilder, messages: Sequence[Any], now_ms: i
                     raise DataContractError("payload has no createdAt", source=SOURCE)
             else:
                 vin_raw, day, payload = payload_parts(value, encoding)
+            if day > latest:
+                raise DataContractError(
+                    f"createdAt is on {day}, after tomorrow (UTC): no real record", source=SOURCE
+                )
             vin, keyed = vins.get(vin_raw) or builder.valid_vin(vin_raw)
             key = message.key()
             if key != vin_raw and key is not None:

@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
@@ -243,3 +243,27 @@ def test_a_quarantine_line_keeps_the_raw_bytes_and_where_they_came_from():
         "timestamp_ms": 5,
     }
     assert (doc["stage"], doc["reason"]) == ("stream", "unreadable")
+
+
+FAR_AHEAD = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        encode_payload(VIN, FAR_AHEAD, DATA),
+        json.dumps(payload_to_protojson(encode_payload(VIN, FAR_AHEAD, DATA))).encode(),
+    ],
+)
+def test_a_created_at_after_tomorrow_is_refused(value):
+    """Its day would never be compacted: the record would wait in temp/ for ever."""
+    with pytest.raises(DataContractError, match="createdAt is on 9999-12-31, after tomorrow"):
+        build(value)
+
+
+def test_a_created_at_of_tomorrow_is_stored():
+    """A clock a few hours ahead is not refused (cleaning judges it)."""
+    tomorrow = datetime.now(UTC).replace(hour=23, minute=0) + timedelta(days=1)
+    _, day, line = build(encode_payload(VIN, tomorrow, DATA))
+    assert day == tomorrow.date().isoformat()
+    assert line["payload"]["createdAt"].startswith(day)
