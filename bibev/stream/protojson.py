@@ -450,7 +450,7 @@ def protojson_parts(raw: bytes) -> tuple[bytes, str | None, bytes]:
         if tag == 0x0A:  # data: a Datum
             piece = raw[start:i]
             append(cached(piece) or _datum_miss(piece))
-        elif tag == 0x1A:  # vin (the last one wins, as in protobuf)
+        elif tag == 0x1A and not vin:  # vin (a second one: the reference path checks both)
             vin = raw[start:i]
         elif tag == 0x12 and created is None:  # created_at
             created = raw[start:i]

@@ -198,6 +198,8 @@ def _with_unknown_value_field() -> bytes:
         ("truncated", encode_payload(VIN, T0, [("Soc", 1.0)])[:-3]),
         ("negative seconds", b"\x12\x0b\x08" + b"\xff" * 9 + b"\x01"),
         ("bad utf-8 vin", b"\x1a\x02\xff\xfe"),
+        # protobuf merges a payload sent after another: the reference refuses the bad first VIN
+        ("a second vin", b"\x1a\x02\xff\xfe" + encode_payload(VIN, T0, [("Soc", 1.0)])),
     ],
 )
 def test_records_out_of_the_common_form_take_the_reference_path(name, raw):
