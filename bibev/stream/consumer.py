@@ -40,7 +40,19 @@ logger = logging.getLogger(__name__)
 # Broker-side errors worth logging at most this often (the client reports them in a loop).
 ERROR_LOG_EVERY = 30.0
 
+
+class ConnectionFailures(logging.Filter):
+    """librdkafka logs a failed connection (``FAIL``: a broker down, a restart) at ERROR; the
+    client retries it by itself, so it is a WARNING here (alerts on ERROR stay quiet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith("FAIL "):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 kafka_logger = logging.getLogger("bibev.stream.kafka")
+kafka_logger.addFilter(ConnectionFailures())
 kafka_logger.addFilter(RepeatFilter(ERROR_LOG_EVERY))
 # Batches of buffers being written while the loop goes on (each may be many files).
 MAX_WRITES_IN_FLIGHT = 4

@@ -288,3 +288,36 @@ def test_a_root_that_takes_no_write_fails_before_anything_is_consumed(
     result = run_stream(Storage(str(tmp_path / "data")), opts)  # the same group: from offset 0
 
     assert result.counts.messages == len(sent)
+
+
+def test_a_broker_that_refuses_connections_is_logged_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """librdkafka logs a refused connection at ERROR (``FAIL``); the client retries it, so it
+    reaches the log as a WARNING."""
+    import socket
+
+    from confluent_kafka import Consumer
+
+    from bibev.stream.consumer import kafka_logger
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {"bootstrap.servers": f"127.0.0.1:{port}", "group.id": "g", "logger": kafka_logger}
+    consumer = Consumer(config)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="bibev.stream.kafka"):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _failures(caplog):
+                consumer.poll(0.2)
+    finally:
+        consumer.close()
+    failures = _failures(caplog)
+    assert failures, "librdkafka logged no failed connection"
+    assert {record.levelname for record in failures} == {"WARNING"}
+    assert "Connection refused" in failures[0].getMessage()
+
+
+def _failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("FAIL ")]
