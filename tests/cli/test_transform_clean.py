@@ -169,7 +169,7 @@ def test_a_file_of_another_vehicle_or_layer_fails_and_says_why(
     assert bibev("transform", "all", "--workers", "1", "--date", "2025-03-02") == 5
     err = capsys.readouterr().err
     where = f"'compressed/2025/03/02/{{}}.parquet' in {env['BIBEV_ROOT']}"
-    assert "error: 2 of 4 partition(s) failed; the others are done" in err  # 3 clean, 1 segment
+    assert "error: clean: 2 of 3 partition(s) failed; the others are done" in err
     assert (
         f"failed: {copy} 2025-03-02: DataContractError: {where.format(copy)} holds rows of "
         f"another vehicle: 8 of its 8 rows are not of {copy}, the VIN of its name (VIN {VIN})"
