@@ -186,14 +186,15 @@ def _reference_protobuf(value: bytes) -> Parts:
 def payload_parts(value: bytes | None, encoding: Encoding = "auto") -> Parts:
     """A record value → (VIN bytes as the payload says, UTC day, protojson bytes).
 
-    ``auto`` reads a value that starts with ``{`` as protojson and falls back to protobuf
-    (a protobuf ``Payload`` may start with that byte); anything else is protobuf.
+    ``auto`` reads a value that starts like JSON (``{``, ``[`` or ``"``, after white space) as
+    protojson and falls back to protobuf (a protobuf ``Payload`` may start with such a byte),
+    saying what is wrong with it as JSON when neither reads it; anything else is protobuf.
     """
     if not value:
         raise DataContractError("empty record value", source=SOURCE)
     if encoding == "json":
         return _json_payload(value)
-    if encoding == "protobuf" or value[:64].lstrip()[:1] != b"{":
+    if encoding == "protobuf" or value[:64].lstrip()[:1] not in (b"{", b"[", b'"'):
         return _protobuf_payload(value)
     try:
         return _json_payload(value)
