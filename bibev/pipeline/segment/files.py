@@ -56,7 +56,7 @@ def window_keys(storage: Storage, vins: Sequence[str], day: date, around: int) -
     """Key → VIN of the clean files the batch reads: those of the VINs' own day and of the
     days around it that exist (one listing per day, not one request per file). A VIN may have
     none on its own day: a day without rows between two with rows."""
-    keys = {}
+    keys: dict[str, str] = {}
     for other in window_days(day, around):
         present = storage.day_keys("clean", other)
         keys |= {present[vin]: vin for vin in vins if vin in present}

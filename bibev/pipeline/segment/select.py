@@ -129,7 +129,7 @@ class RowDays:
         """The days without rows of ``vin`` next to ``day`` on one side (``step`` -1 or 1),
         and the first day with rows beyond them (``None``: none before the end of
         ``clean/``)."""
-        passed = []
+        passed: list[date] = []
         other = day + timedelta(days=step)
         while self.known and self.known[0] <= other <= self.known[-1]:
             if self.has(vin, other):
@@ -235,26 +235,35 @@ def seams(storage: Storage, done: set[Partition]) -> set[Partition]:
         first, last = min(mine), max(mine)
         with_rows = any(rows.has(vin, day) for day in mine)
         before = _next_sessions(storage, listed, span, vin, first, -1)
-        if before and before[1] is None:
-            found.add((vin, before[0]))  # damaged: redone, which writes it again
-        elif before:  # (the files read only when there is a neighbour to meet)
+        if before is not None:  # (the files read only when there is a neighbour to meet)
+            owner, theirs = before
             since = _next_sessions(storage, listed, span, vin, first - timedelta(days=1), 1)
-            cut = with_rows and bool(before[1].sort("start")["open_end"][-1])
-            if cut or (since and since[1] is not None and not _meet(before[1], since[1])):
-                found.add((vin, before[0]))
+            ours = None if since is None else since[1]
+            # damaged (redone, which writes it again), cut at the redone days, or not meeting
+            if theirs is None or _unmet(theirs, ours, with_rows, after=False):
+                found.add((vin, owner))
         after = _next_sessions(storage, listed, span, vin, last, 1)
-        if after and after[1] is None:
-            found.add((vin, after[0]))
-        elif after:
+        if after is not None:
+            owner, theirs = after
             upto = _next_sessions(storage, listed, span, vin, last + timedelta(days=1), -1)
-            cut = with_rows and bool(after[1].sort("start")["open_start"][0])
-            if cut or (upto and upto[1] is not None and not _meet(upto[1], after[1])):
-                found.add((vin, after[0]))
+            ours = None if upto is None else upto[1]
+            if theirs is None or _unmet(theirs, ours, with_rows, after=True):
+                found.add((vin, owner))
     return found
 
 
-def _meet(earlier: pl.DataFrame, later: pl.DataFrame) -> bool:
-    return earlier["end"].max() == later["start"].min()
+def _unmet(
+    theirs: pl.DataFrame, ours: pl.DataFrame | None, with_rows: bool, *, after: bool
+) -> bool:
+    """Whether a neighbour's sessions (``theirs``, after the redone days or before them) must
+    be redone: cut at the redone side while the redone days have rows, or not meeting the
+    redone sessions (``ours``)."""
+    ordered = theirs.sort("start")
+    cut = with_rows and bool(ordered["open_start"][0] if after else ordered["open_end"][-1])
+    if cut or ours is None:
+        return cut
+    earlier, later = (ours, theirs) if after else (theirs, ours)
+    return bool(earlier["end"].max() != later["start"].min())
 
 
 def _read_sessions(storage: Storage, key: str, columns: list[str]) -> pl.DataFrame | None:
