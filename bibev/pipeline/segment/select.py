@@ -189,11 +189,10 @@ def _days_between(partitions: set[Partition]) -> set[Partition]:
 def covered(
     storage: Storage, noted: Iterable[Partition], done: set[Partition], first: date
 ) -> set[Partition]:
-    """The noted clean (VIN, day)s whose sessions are up to date after this run: the day, the
-    day after and the next day with rows (they read the day) segmented or without a clean
-    file, and the earlier day whose last session runs into the day (``_open_owner``, down to
-    ``first``), if any, segmented."""
-    one = timedelta(days=1)
+    """The noted clean (VIN, day)s whose sessions are up to date after this run: the day and
+    the vehicle's next day with rows (it reads the day; the days between have no clean file)
+    segmented or without a clean file, and the earlier day whose last session runs into the
+    day (``_open_owner``, down to ``first``), if any, segmented."""
     rows = RowDays(storage)
 
     def fresh(vin: str, day: date | None) -> bool:
@@ -207,7 +206,6 @@ def covered(
         (vin, day)
         for vin, day in set(noted)
         if fresh(vin, day)
-        and fresh(vin, day + one)
         and fresh(vin, rows.beside(vin, day, 1)[1])
         and owner_done(vin, day)
     }
