@@ -9,11 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.stream.conftest import FAST_GROUP
+from tests.stream.conftest import FAST_GROUP, Sent, stored_by_position
 
 
 class StreamProcess:
@@ -119,3 +119,17 @@ def wait_until_stored(
         time.sleep(0.3)
     missing = wanted - set(stored())
     raise AssertionError(f"{len(missing)} records never arrived, e.g. {sorted(missing)[:5]}")
+
+
+def drain_when_stored(process: StreamProcess, root: Path, sent: Sequence[Sent]) -> str:
+    """Wait until every record of ``sent`` is stored under ``root``, then stop ``process`` with
+    SIGTERM (it must exit 0) and check that every stored copy is the payload sent; its
+    stdout (the run's counts as JSON)."""
+    wait_until_stored(lambda: stored_by_position(root), {(r.partition, r.offset) for r in sent})
+    code, out = process.stop(signal.SIGTERM)
+    assert code == 0, "\n".join(process.lines[-20:])
+    stored = stored_by_position(root)
+    for record in sent:
+        docs = stored[(record.partition, record.offset)]
+        assert all(doc["payload"] == record.payload for doc in docs)
+    return out

@@ -24,7 +24,7 @@ from tests.stream.conftest import (
     tesla_value,
     vin,
 )
-from tests.stream.processes import wait_until_stored
+from tests.stream.processes import drain_when_stored, wait_until_stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -72,16 +72,7 @@ def test_sigkill_three_times_at_random_points_loses_nothing(
     assert kills[-1][1] > 0, kills
 
     final = spawn(group, *flags)
-    wait_until_stored(
-        lambda: stored_by_position(tmp_path / "data"), {(r.partition, r.offset) for r in sent}
-    )
-    code, out = final.stop(signal.SIGTERM)
-    assert code == 0, "\n".join(final.lines[-20:])
-
-    stored = stored_by_position(tmp_path / "data")
-    for record in sent:
-        docs = stored[(record.partition, record.offset)]
-        assert all(doc["payload"] == record.payload for doc in docs)
+    out = drain_when_stored(final, tmp_path / "data", sent)
     assert json.loads(out)["uncommitted"] == []
     assert committed(kafka_broker, group, kafka_topic) == high_watermarks(sent)
 

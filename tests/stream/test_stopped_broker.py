@@ -20,7 +20,7 @@ from tests.stream.conftest import (
     produce,
     stored_by_position,
 )
-from tests.stream.processes import StreamProcess, wait_until_stored
+from tests.stream.processes import StreamProcess, drain_when_stored, wait_until_stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -78,17 +78,7 @@ def test_sigterm_while_the_broker_is_stopped_exits_in_time_and_loses_nothing(tmp
         second = StreamProcess(tmp_path, bootstrap, topic, group, "--flush-interval", "0.5")
         processes.append(second)
         everything = sent + more
-        wait_until_stored(
-            lambda: stored_by_position(tmp_path / "data"),
-            {(r.partition, r.offset) for r in everything},
-        )
-        code, _ = second.stop(signal.SIGTERM)
-        assert code == 0, "\n".join(second.lines[-20:])
-
-        stored = stored_by_position(tmp_path / "data")
-        for record in everything:
-            docs = stored[(record.partition, record.offset)]
-            assert all(doc["payload"] == record.payload for doc in docs)
+        drain_when_stored(second, tmp_path / "data", everything)
         assert committed(bootstrap, group, topic) == high_watermarks(everything)
     finally:
         for process in processes:
