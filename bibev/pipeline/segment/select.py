@@ -205,9 +205,7 @@ def covered(
     return {
         (vin, day)
         for vin, day in set(noted)
-        if fresh(vin, day)
-        and fresh(vin, rows.beside(vin, day, 1)[1])
-        and owner_done(vin, day)
+        if fresh(vin, day) and fresh(vin, rows.beside(vin, day, 1)[1]) and owner_done(vin, day)
     }
 
 
